@@ -1,0 +1,168 @@
+"""``monai-attn`` command line (also ``python -m monai_attn``).
+
+Subcommands::
+
+    monai-attn prepare {isic2018,dsb2018,brats2018,isles2018} --root RAW --out datalist.json
+                       [--seed 0] [--folds 5] [--skip-bad] [--workers N] [--absolute-paths]
+    monai-attn verify  {isic2018,...} --root RAW [--workers N] [--json report.json]
+    monai-attn synth   {isic2018,...} --out DIR --cases N [--seed 0] [--shape ...] [--lgg N]
+
+Each subcommand is a pair of functions: ``add_<name>(subparsers)`` declares its arguments and
+sets ``func`` to ``run_<name>(args) -> int``. To add one, write the pair and append the
+``add_`` function to :data:`SUBCOMMANDS`.
+
+Exit codes: 0 success, 1 the data failed the integrity check, 2 usage error (bad arguments,
+missing root).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Callable, Sequence
+
+__all__ = ["main", "build_parser", "SUBCOMMANDS", "DATASETS"]
+
+logger = logging.getLogger("monai_attn.cli")
+
+DATASETS = ("isic2018", "dsb2018", "brats2018", "isles2018")
+EXIT_OK, EXIT_DATA, EXIT_USAGE = 0, 1, 2
+
+
+def _out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset", choices=DATASETS, help="dataset name")
+    p.add_argument("--root", required=True, help="raw dataset folder, as downloaded")
+    p.add_argument("--workers", type=int, default=0, help="processes for the content checks (default: 0, in-process)")
+    p.add_argument("--lgg", action="store_true", help="brats2018: include the LGG cases (PATM uses HGG only)")
+
+
+def _adapter(args):
+    from .data import get_adapter
+
+    kwargs = {"grades": ("HGG", "LGG")} if args.dataset == "brats2018" and args.lgg else {}
+    return get_adapter(args.dataset, args.root, **kwargs)
+
+
+# ------------------------------------------------------------------------------------- verify
+def add_verify(sub) -> None:
+    p = sub.add_parser("verify", help="check a raw dataset and list every problem",
+                       description="Check that every expected file is present and readable, that the modalities "
+                                   "of a case share shape/spacing/origin/direction, that labels take only the "
+                                   "expected values and that intensities are finite. Exits 1 on any error.")
+    _add_common(p)
+    p.add_argument("--json", help="also write the report as JSON to this file")
+    p.set_defaults(func=run_verify)
+
+
+def run_verify(args) -> int:
+    from .data import write_json_atomic
+
+    report, _ = _adapter(args).verify(workers=args.workers)
+    _out(report.format())
+    if args.json:
+        write_json_atomic(report.to_dict(), args.json)
+    _out("OK" if report.ok else f"FAILED: {len(report.errors)} errors in {len(report.bad_cases)} cases")
+    return EXIT_OK if report.ok else EXIT_DATA
+
+
+# ------------------------------------------------------------------------------------ prepare
+def add_prepare(sub) -> None:
+    p = sub.add_parser("prepare", help="verify a raw dataset and write its datalist JSON",
+                       description="Run the integrity check and write a MONAI decathlon-style datalist with the "
+                                   "papers' seeded split. Nothing is written when the check fails, unless "
+                                   "--skip-bad is given (the bad cases are then left out and listed).")
+    _add_common(p)
+    p.add_argument("--out", required=True, help="datalist JSON to write")
+    p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
+    p.add_argument("--folds", type=int, default=None, help="brats2018: number of case-wise folds (default 5)")
+    p.add_argument("--skip-bad", action="store_true", help="leave out the cases that fail the check")
+    p.add_argument("--absolute-paths", action="store_true", help="write absolute paths (default: relative to root)")
+    p.set_defaults(func=run_prepare)
+
+
+def run_prepare(args) -> int:
+    if args.folds is not None and args.dataset != "brats2018":
+        raise ValueError(f"--folds applies to brats2018 only, not {args.dataset}")
+    adapter = _adapter(args)
+    data, report, skipped = adapter.prepare(args.out, seed=args.seed, folds=args.folds, skip_bad=args.skip_bad,
+                                            workers=args.workers, absolute_paths=args.absolute_paths)
+    _out(report.format())
+    if data is None:
+        _out(f"FAILED: nothing written to {args.out} (fix the problems above, or pass --skip-bad to leave out "
+             f"the {len(report.bad_cases)} bad cases)")
+        return EXIT_DATA
+    if skipped:
+        _out(f"skipped {len(skipped)} bad cases: {', '.join(skipped)}")
+    sizes = ", ".join(f"{k} {len(data.get(k, []))}" for k in ("training", "validation", "test"))
+    folds = f", {data['numFolds']} folds" if "numFolds" in data else ""
+    _out(f"wrote {args.out}: {sizes}{folds}")
+    return EXIT_OK
+
+
+# -------------------------------------------------------------------------------------- synth
+def add_synth(sub) -> None:
+    p = sub.add_parser("synth", help="write a synthetic cohort in the dataset's real layout")
+    p.add_argument("dataset", choices=DATASETS, help="dataset name")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--cases", type=int, required=True, help="number of cases (brats2018: HGG cases)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--shape", type=int, nargs="+", default=None,
+                   help="brats2018: X Y Z (default 240 240 155); isles2018: X Y [Z] (default 256 256, 2-22 "
+                        "slices); isic2018/dsb2018: H W (default: varied sizes)")
+    p.add_argument("--lgg", type=int, default=None, help="brats2018: LGG cases to add (default cases // 4, min 1)")
+    p.set_defaults(func=run_synth)
+
+
+def run_synth(args) -> int:
+    from .data import synthesize
+
+    kwargs = {"lgg_cases": args.lgg} if args.dataset == "brats2018" else {}
+    if args.lgg is not None and args.dataset != "brats2018":
+        raise ValueError("--lgg applies to brats2018 only")
+    root = synthesize(args.dataset, args.out, args.cases, seed=args.seed, shape=args.shape, **kwargs)
+    _out(f"wrote {args.cases} synthetic {args.dataset} cases: {root}")
+    return EXIT_OK
+
+
+#: subcommand declarations, in help order; each adds a parser whose ``func`` runs it
+SUBCOMMANDS: list[Callable] = [add_prepare, add_verify, add_synth]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="monai-attn", description="monai_attn data and experiment tools")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for add in SUBCOMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``monai-attn``; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse exits on --help / bad usage
+        return int(e.code or 0)
+    level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose > 1 else logging.INFO
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("monai_attn").setLevel(level)
+    try:
+        return int(args.func(args) or EXIT_OK)
+    except (FileNotFoundError, ValueError) as e:
+        logger.error("%s", e)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""monai_attn.transforms"""
+from .channels import EnsureRGB, EnsureRGBd
+from .io import LoadUnionMask, LoadUnionMaskd, LoadVolumed
+from .label_reversal import (
+    ReverseLabel,
+    ReverseLabelD,
+    ReverseLabeld,
+    ReverseLabelDict,
+    UnreverseLogits,
+    UnreverseLogitsD,
+    UnreverseLogitsd,
+    UnreverseLogitsDict,
+)
+from .labels import BRATS_ET, BRATS_REGIONS, BRATS_TC, BRATS_WT, ISLES_LESION, SelectLabels, SelectLabelsd
+from .pipelines import (
+    brats2018_eval_transforms,
+    brats2018_train_transforms,
+    dsb2018_transforms,
+    isic2018_transforms,
+    isles2018_eval_transforms,
+    isles2018_train_transforms,
+    slice_sampling,
+    volume_preprocess,
+)
+from .slices import RandAxialSlicesd, SliceAxisFirstd, SliceIndexd, slice_foreground
+
+__all__: list = []
+__all__ += [
+    "EnsureRGB", "EnsureRGBd", "LoadUnionMask", "LoadUnionMaskd", "LoadVolumed",
+    "SelectLabels", "SelectLabelsd", "BRATS_ET", "BRATS_TC", "BRATS_WT", "BRATS_REGIONS", "ISLES_LESION",
+    "SliceAxisFirstd", "SliceIndexd", "RandAxialSlicesd", "slice_foreground",
+    "volume_preprocess", "slice_sampling", "brats2018_train_transforms", "brats2018_eval_transforms",
+    "isles2018_train_transforms", "isles2018_eval_transforms", "isic2018_transforms", "dsb2018_transforms",
+]
+__all__ += [
+    "ReverseLabel",
+    "ReverseLabelD",
+    "ReverseLabelDict",
+    "ReverseLabeld",
+    "UnreverseLogits",
+    "UnreverseLogitsD",
+    "UnreverseLogitsDict",
+    "UnreverseLogitsd",
+]
