@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MISTAKE_COLOURS", "mistake_overlay", "save_overlay", "read_scalars", "plot_curves"]
+__all__ = ["MISTAKE_COLOURS", "mistake_overlay", "save_overlay", "read_scalars", "plot_curves", "OverlaySaver"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,3 +108,70 @@ def plot_curves(series: dict[str, Sequence[tuple[int, float]]], path: str | Path
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def _case_name(item: dict, fallback: str) -> str:
+    meta = getattr(item.get("image"), "meta", None) or item.get("image_meta_dict") or {}
+    source = meta.get("filename_or_obj") if isinstance(meta, dict) else None
+    if isinstance(source, (list, tuple)):
+        source = source[0] if source else None
+    if not source:
+        return fallback
+    path = Path(str(source))
+    name = path.name.split(".")[0]
+    # BraTS files are <case>_<modality>: the case folder names the case
+    return path.parent.name if path.parent.name and name.startswith(path.parent.name) else name
+
+
+class OverlaySaver:
+    """Ignite handler: save :func:`save_overlay` PNGs of an evaluator's outputs (image | truth | mistakes).
+
+    For volumes, the slice along ``slice_axis`` with the most ground truth (or predicted foreground
+    when the truth is empty) is shown.
+    Attach to a MONAI ``SupervisedEvaluator`` (``val_handlers``); its postprocessed outputs must hold
+    ``image``, ``label`` and binary ``pred`` of the same spatial shape.
+
+    Args:
+        output_dir: folder of the PNGs (``<case>.png``).
+        max_cases: how many cases to draw per run. Defaults to 8.
+        channel: image channel shown (e.g. 2 = T1ce for BraTS). Defaults to 0.
+        slice_axis: spatial axis sliced for volumes. Defaults to 2 (axial in RAS).
+    """
+
+    def __init__(self, output_dir: str, max_cases: int = 8, channel: int = 0, slice_axis: int = 2) -> None:
+        self.output_dir = Path(output_dir)
+        self.max_cases, self.channel, self.slice_axis = max_cases, channel, slice_axis
+        self.saved: list[Path] = []
+
+    def attach(self, engine) -> None:
+        from ignite.engine import Events
+
+        engine.add_event_handler(Events.EPOCH_STARTED, lambda _: self.saved.clear())
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+
+    def __call__(self, engine) -> None:
+        output = engine.state.output
+        for item in output if isinstance(output, list) else [output]:
+            if len(self.saved) >= self.max_cases:
+                return
+            self.save_item(item, f"case_{engine.state.iteration:03d}_{len(self.saved)}")
+
+    def save_item(self, item: dict, fallback_name: str) -> Path:
+        def arr(x):
+            return np.asarray(x.detach().cpu() if hasattr(x, "detach") else x)
+
+        image, truth, pred = arr(item["image"]), arr(item["label"])[0], arr(item["pred"])[0]
+        image = image[min(self.channel, image.shape[0] - 1)]
+        if image.ndim == 3:
+            other = tuple(a for a in range(3) if a != self.slice_axis)
+            # the slice with the most ground truth (or, without any, the most predicted foreground)
+            shown = truth > 0 if (truth > 0).any() else pred > 0
+            k = int(np.argmax(shown.sum(axis=other)))
+            image, truth, pred = (np.take(v, k, axis=self.slice_axis) for v in (image, truth, pred))
+            title = f"{_case_name(item, fallback_name)}, slice {k}"
+        else:
+            title = _case_name(item, fallback_name)
+        # MONAI arrays are (x, y): transpose so rows run top to bottom as in the file viewers
+        path = save_overlay(self.output_dir / f"{title.split(',')[0]}.png", image.T, truth.T, pred.T, title=title)
+        self.saved.append(path)
+        return path

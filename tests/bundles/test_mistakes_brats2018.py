@@ -33,6 +33,19 @@ def test_train_writes_checkpoints_and_datalist(trained):
     assert any(k.endswith("weight") for k in state)
 
 
+def test_evaluate_writes_report_and_overlays(trained, cli):
+    cohort, root = trained
+    cli.bundle_run(BUNDLE, ["train.json", "evaluate.json"], root, {**TINY, "dataset_dir": cohort, "fold": 0})
+    summary = json.loads((root / "eval" / "metrics.json").read_text())
+    text = json.dumps(summary)
+    for metric in ("dice", "iou", "precision", "recall", "fpr", "fnr", "hd95"):
+        assert metric in text
+    rows = (root / "eval" / "metrics.csv").read_text().strip().splitlines()
+    assert len(rows) == 2  # header + the one held-out case of fold 0
+    assert rows[0].startswith("case,") and "hd95" in rows[0]
+    assert len(list((root / "eval" / "overlays").glob("*.png"))) == 1
+
+
 def test_inference_keeps_input_geometry(trained, tmp_path, cli):
     cohort, root = trained
     case = next((cohort / "MICCAI_BraTS_2018_Data_Training" / "HGG").iterdir())
