@@ -128,8 +128,21 @@ def run_synth(args) -> int:
     return EXIT_OK
 
 
+def add_report(sub) -> None:
+    p = sub.add_parser("report", help="write RUN_DIR/report.md (metrics, curves, overlays) for a bundle run")
+    p.add_argument("run_dir", help="the --bundle_root of a bundle run (with eval/ from train.json and evaluate.json)")
+    p.set_defaults(func=run_report)
+
+
+def run_report(args) -> int:
+    from .reporting import write_run_report
+
+    _out(f"report: {write_run_report(args.run_dir)}")
+    return EXIT_OK
+
+
 #: subcommand declarations, in help order; each adds a parser whose ``func`` runs it
-SUBCOMMANDS: list[Callable] = [add_prepare, add_verify, add_synth]
+SUBCOMMANDS: list[Callable] = [add_prepare, add_verify, add_synth, add_report]
 
 
 def build_parser() -> argparse.ArgumentParser:
