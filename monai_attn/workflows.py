@@ -25,6 +25,8 @@ __all__ = [
     "volume_inference_preprocessing",
     "case_name_formatter",
     "SaveSegmentationd",
+    "image_inference_preprocessing",
+    "key_metric_tracker",
     "VOLUME_SUFFIXES",
     "IMAGE_SUFFIXES",
 ]
@@ -386,3 +388,48 @@ class SaveSegmentationd:
         logger.info("saved %s", path)
         data[f"{self.key}_saved_to"] = str(path)
         return data
+
+
+def image_inference_preprocessing(image_size: Sequence[int] = (256, 256), image_key: str = "image"):
+    """Image-only version of the 2D (ISIC 2018 / DSB 2018) pipeline, for inference without masks.
+
+    The same steps, with the same arguments, as the image branch of
+    :func:`monai_attn.transforms.isic2018_transforms` / ``dsb2018_transforms(train=False)``: load with
+    Pillow, channel first, RGB (alpha dropped, grey repeated), scale 0..255 to [0, 1], resize to
+    ``image_size`` (bilinear, anti-aliased). The resize is recorded, so ``Invertd`` brings a
+    prediction back to the file's original resolution.
+    """
+    from monai.transforms import (
+        Compose,
+        EnsureChannelFirstd,
+        EnsureTyped,
+        LoadImaged,
+        Resized,
+        ScaleIntensityRanged,
+    )
+
+    from monai_attn.transforms import EnsureRGBd
+
+    return Compose([
+        LoadImaged(image_key, reader="PILReader", image_only=True),
+        EnsureChannelFirstd(image_key),
+        EnsureRGBd(image_key),
+        ScaleIntensityRanged(image_key, a_min=0.0, a_max=255.0, b_min=0.0, b_max=1.0, clip=True),
+        Resized(image_key, spatial_size=tuple(image_size), mode="bilinear", anti_aliasing=True),
+        EnsureTyped(image_key, dtype=torch.float32),
+    ])
+
+
+def key_metric_tracker(saver):
+    """The best-model bookkeeping of a MONAI ``CheckpointSaver(save_key_metric=True)``, as an object with
+    ``state_dict``/``load_state_dict``, to be put in :func:`attach_training_state`'s ``save_dict``.
+
+    Without it, a resumed run forgets the best score so far and its first validation overwrites the
+    best checkpoint (e.g. ``models/model.pt``) even when it is worse. With it, the score of the saved
+    best model is checkpointed with the training state and restored on ``resume``.
+    """
+    tracker = getattr(saver, "_key_metric_checkpoint", None)
+    if tracker is None:
+        raise ValueError(f"{type(saver).__name__}: not a CheckpointSaver with save_key_metric=True")
+    return tracker
+
