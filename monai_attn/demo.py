@@ -111,8 +111,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="demo_output")
     parser.add_argument("--brats-cases", type=int, default=10)
     parser.add_argument("--brats-shape", type=int, nargs=3, default=(96, 96, 48))
-    parser.add_argument("--brats-epochs", type=int, default=20)
-    parser.add_argument("--dsb-epochs", type=int, default=25)
+    parser.add_argument("--brats-epochs", type=int, default=6)
+    parser.add_argument("--dsb-epochs", type=int, default=12)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not BUNDLES.is_dir():
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
     bundle_run("focusnetpp_dsb2018", ["train.json"], dsb / "run", log, datalist=datalist, num_epochs=args.dsb_epochs,
                image_size=[128, 128], batch_size=4, num_workers=0, learning_rate=1e-3, augment=True)
     bundle_run("focusnetpp_dsb2018", ["train.json", "evaluate.json"], dsb / "run", log, datalist=datalist,
-               image_size=[256, 256], num_workers=0)
+               image_size=[256, 256], num_workers=0, eval_split="test")
     otsu_baseline(datalist, dsb / "otsu_metrics.json")
     timings["dsb_s"] = time.time() - t
 
