@@ -57,11 +57,11 @@ def _monai_attn_cli(*args: str) -> None:
 def dsb_half_split(out: Path, crop: int = 128, n_train: int = 24, seed: int = 0) -> Path:
     """Write the real DSB sample as a DSB-layout dataset: random crops of the left half for training and
     validation, the right half (two 256×256 tiles) as the test split; returns the datalist JSON."""
+    import tifffile
+
     from monai_attn.data import write_dsb2018_case
     from monai_attn.data.base import write_json_atomic
     from monai_attn.sample_data import DSB2018_SAMPLE_DIR
-
-    import tifffile
 
     image = tifffile.imread(DSB2018_SAMPLE_DIR / "image.tif").astype(np.float32)
     instances = tifffile.imread(DSB2018_SAMPLE_DIR / "mask.tif")

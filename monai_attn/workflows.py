@@ -291,8 +291,14 @@ def volume_inference_preprocessing(roi_size: Sequence[int], axcodes: str = "RAS"
     """Image-only version of the volume evaluation pipeline (no label needed), invertible by ``Invertd``:
     load (NIfTI via nibabel, NRRD/MHA via ITK), channel first, orientation, per-modality non-zero
     z-score, in-plane centre crop/pad to ``roi_size``."""
-    from monai.transforms import (Compose, EnsureChannelFirstd, EnsureTyped, NormalizeIntensityd, Orientationd,
-                                  ResizeWithPadOrCropd)
+    from monai.transforms import (
+        Compose,
+        EnsureChannelFirstd,
+        EnsureTyped,
+        NormalizeIntensityd,
+        Orientationd,
+        ResizeWithPadOrCropd,
+    )
 
     from monai_attn.transforms import LoadVolumed
 
