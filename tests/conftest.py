@@ -27,6 +27,13 @@ def _few_threads():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _seeded():
+    # every test starts from the same RNG state, so a test's outcome does not depend on which tests ran before
+    torch.manual_seed(0)
+    yield
+
+
 @pytest.fixture
 def repo_root() -> Path:
     return REPO_ROOT

@@ -1,5 +1,6 @@
 """monai_attn.transforms"""
 from .channels import EnsureRGB, EnsureRGBd
+from .intensity import LeanNormalizeIntensity, LeanNormalizeIntensityd
 from .io import LoadUnionMask, LoadUnionMaskd, LoadVolumed
 from .label_reversal import (
     ReverseLabel,
@@ -32,6 +33,7 @@ __all__ += [
     "volume_preprocess", "slice_sampling", "brats2018_train_transforms", "brats2018_eval_transforms",
     "isles2018_train_transforms", "isles2018_eval_transforms", "isic2018_transforms", "dsb2018_transforms",
 ]
+__all__ += ["LeanNormalizeIntensity", "LeanNormalizeIntensityd"]
 __all__ += [
     "ReverseLabel",
     "ReverseLabelD",

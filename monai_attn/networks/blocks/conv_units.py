@@ -7,6 +7,7 @@ Thin wrappers around MONAI's :class:`~monai.networks.blocks.Convolution` (layer 
 
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
 from monai.networks.blocks import Convolution
 
@@ -18,6 +19,7 @@ __all__ = [
     "check_positive",
     "check_spatial_dims",
     "is_instance_norm",
+    "depthwise_conv_shifted",
 ]
 
 DEFAULT_ACT: tuple = ("relu", {"inplace": True})
@@ -119,3 +121,43 @@ class DoubleConv(nn.Sequential):
             "conv_1",
             conv_norm_act(spatial_dims, out_channels, out_channels, 3, 1, dilation, 1, act, norm, dropout),
         )
+
+
+def depthwise_conv_shifted(x: torch.Tensor, weight: torch.Tensor, dilation: int) -> torch.Tensor:
+    """Depth-wise convolution with "same" zero padding, computed as a sum of shifted, scaled copies.
+
+    Equals ``F.conv{2,3}d(x, weight, padding=dilation * (k - 1) // 2, dilation=dilation,
+    groups=channels)`` for an odd kernel size ``k`` (``weight``: ``(C, 1, k, ...)``). On the CPU,
+    oneDNN's dilated depth-wise kernels are several times slower than undilated ones; here each
+    tap is one multiply-add over the region it reaches (taps that fall entirely into the padding
+    are skipped), which costs the same for any dilation.
+
+    Args:
+        x: input ``(B, C, *spatial)``.
+        weight: depth-wise weight ``(C, 1, k, ...)`` with the same odd ``k`` along every axis.
+        dilation: dilation of the kernel.
+    """
+    spatial = x.dim() - 2
+    channels, k = weight.shape[0], weight.shape[2]
+    taps = weight.reshape(channels, -1)
+    shape = [1, channels] + [1] * spatial
+    n_taps = taps.shape[1]
+    center = (n_taps - 1) // 2
+    out = x * taps[:, center].reshape(shape)
+    for tap in range(n_taps):
+        if tap == center:
+            continue
+        dst, src = out, x
+        rest, reaches = tap, True
+        for axis in range(spatial - 1, -1, -1):  # the last axis varies fastest in the flattened taps
+            offset = (rest % k - (k - 1) // 2) * dilation
+            rest = rest // k
+            size = x.shape[2 + axis]
+            if abs(offset) >= size:
+                reaches = False
+                break
+            dst = dst.narrow(2 + axis, max(0, -offset), size - abs(offset))
+            src = src.narrow(2 + axis, max(0, offset), size - abs(offset))
+        if reaches:
+            dst.addcmul_(src, taps[:, tap].reshape(shape))
+    return out

@@ -6,11 +6,18 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from monai.networks.blocks import ChannelSELayer
 from monai.networks.layers.factories import Act, Conv
 from monai.networks.layers.utils import get_act_layer, get_norm_layer
 
-__all__ = ["ResidualGroupAttentionBlock", "KERAS_LEAKY_RELU", "KERAS_BATCH_NORM", "check_spatial_dims"]
+__all__ = [
+    "ResidualGroupAttentionBlock",
+    "KERAS_LEAKY_RELU",
+    "KERAS_BATCH_NORM",
+    "check_spatial_dims",
+    "pointwise_conv",
+]
 
 # Keras defaults of the official FocusNet++ code: LeakyReLU(alpha=0.3), BatchNormalization(momentum=0.99,
 # epsilon=1e-3). PyTorch's momentum is 1 - Keras momentum.
@@ -26,6 +33,20 @@ def check_spatial_dims(spatial_dims: int) -> None:
 
 def _norm(norm: str | tuple, spatial_dims: int, channels: int) -> nn.Module:
     return get_norm_layer(name=norm, spatial_dims=spatial_dims, channels=channels)
+
+
+def _foldable(norm: nn.Module) -> bool:
+    """Whether ``norm`` is a batch norm with running statistics (foldable into a convolution in eval mode)."""
+    return isinstance(norm, nn.modules.batchnorm._BatchNorm) and norm.track_running_stats
+
+
+def _inplace_slope(act: nn.Module) -> float:
+    """Negative slope of a (leaky) ReLU activation, -1 for any other activation."""
+    if isinstance(act, nn.LeakyReLU):
+        return float(act.negative_slope)
+    if isinstance(act, nn.ReLU):
+        return 0.0
+    return -1.0
 
 
 class ResidualGroupAttentionBlock(nn.Module):
@@ -45,6 +66,10 @@ class ResidualGroupAttentionBlock(nn.Module):
     preceding 1×1 convolution is learned), so the shared BN-act-Conv3 stages are single
     ``groups=groups`` convolutions and the group-specific 1×1 stages ``groups=groups // 2`` ones.
 
+    In eval mode without autograd (inference) with batch norms, the block runs a fused path that
+    computes the same function in fewer, larger operations (see :meth:`_forward_fused`; outputs
+    agree to float rounding); training and eval mode with autograd run the formulation above.
+
     Args:
         spatial_dims: number of spatial dimensions, 2 or 3.
         in_channels: number of input channels.
@@ -60,6 +85,8 @@ class ResidualGroupAttentionBlock(nn.Module):
             that at least 8 hidden units remain). Defaults to 16.
         kernel_size: kernel size of the feature/attention convolutions. Defaults to 3.
     """
+
+    __constants__ = ["project_shortcut", "squeeze_excitation"]
 
     def __init__(
         self,
@@ -119,12 +146,198 @@ class ResidualGroupAttentionBlock(nn.Module):
             else nn.Identity()
         )
         self.out_act = get_act_layer(act)
+        self.spatial_dims = spatial_dims
+        self.spatial_axes: list[int] = list(range(2, 2 + spatial_dims))
+        self.squeeze_excitation = squeeze_excitation
+        self.padding: list[int] = [padding] * spatial_dims if isinstance(padding, int) else list(padding)
+        self.out_channels = out_channels
+        self.groups = groups
+        self.pairs = pairs
+        self.project_shortcut = in_channels != out_channels
+        # the inference path folds batch norms (eval-mode statistics) and runs (leaky) ReLUs in place
+        self.act_slope = _inplace_slope(self.out_act)
+        norms = [self.pre[0], self.pre[3], self.feature_skip[1], self.product[1], self.aggregate[1]]
+        norms += [self.shortcut[1]] if self.project_shortcut else []
+        self.fusable = all(_foldable(m) for m in norms)
+        self.norm_eps: list[float] = [float(getattr(m, "eps", 0.0)) for m in norms]  # TorchScript hides BN's eps
+        self._fold_cache: tuple | None = None  # eager-mode cache of the inference path's folded weights
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fusable and not self.training and not torch.is_grad_enabled():
+            return self._forward_fused(x)
         y = self.conv_in(x)
         z = self.pre(y)
-        attention = self.attention(z[:, : self.half])
-        features = z[:, self.half :] + self.feature_skip(y[:, self.half :])
-        out = self.se(self.aggregate(self.product(attention * features)))
+        attention = torch.sigmoid(pointwise_conv(z[:, : self.half], self.attention[0].weight, self.attention[0].bias,
+                                                 self.pairs))
+        skip = self.feature_skip[0]
+        features = z[:, self.half :] + self.feature_skip[2](
+            self.feature_skip[1](pointwise_conv(y[:, self.half :], skip.weight, skip.bias, self.pairs))
+        )
+        product = self.product[0]
+        h = self.product[2](self.product[1](pointwise_conv(attention * features, product.weight, product.bias,
+                                                           self.pairs)))
+        out = self.se(self.aggregate(h))
         return self.out_act(self.shortcut(x) + out)
 
+    def _forward_fused(self, x: torch.Tensor) -> torch.Tensor:
+        """Inference path (eval mode, no autograd): the same function in fewer, larger operations.
+
+        Batch norms that follow a convolution are folded into it, the attention 1×1 convolution is
+        composed with the second 3×3 convolution of the attention groups and the feature skip's 1×1
+        convolution with ``conv_in``; activations run in place. Attention and feature groups are
+        computed as separate tensors (each a grouped convolution with ``groups // 2`` groups), so no
+        operation reads a channel slice (slices of channels-last tensors are slow to read). The folded
+        weights are cached in eager mode until a parameter or statistic changes.
+        """
+        if torch.jit.is_scripting():
+            w = self._fold_weights()
+        else:
+            w = self._cached_fold_weights()
+        pairs = self.pairs
+        t_att = self._act_(pointwise_conv(x, w[0], w[1]))
+        t_feat = self._act_(pointwise_conv(x, w[2], w[3]))
+        skip_features = self._act_(pointwise_conv(x, w[4], w[5]))
+        shortcut = pointwise_conv(x, w[18], w[19]) if self.project_shortcut else x
+        t_att = self._act_(self._conv(t_att, w[6], w[7], pairs))
+        t_feat = self._act_(self._conv(t_feat, w[8], w[9], pairs))
+        features = self._conv(t_feat, w[12], w[13], pairs).add_(skip_features)
+        h = torch.sigmoid_(self._conv(t_att, w[10], w[11], pairs)).mul_(features)
+        h = self._act_(pointwise_conv(h, w[14], w[15]))
+        out = pointwise_conv(h, w[16], w[17])
+        if self.squeeze_excitation:
+            fc = self.se.fc
+            scale = fc(out.mean(self.spatial_axes)).reshape(out.shape[:2] + (1,) * self.spatial_dims)
+            return self._act_(torch.addcmul(shortcut, out, scale))
+        return self._act_(out.add_(shortcut))
+
+    def _fold_weights(self) -> list[torch.Tensor]:
+        """The inference path's weights and biases: ``[conv_in (attention half), conv_in (feature half),
+        feature skip, conv1 (attention), conv1 (features), conv2 (attention, composed), conv2 (features),
+        product, aggregate, shortcut]``, each as weight then bias, with the batch norms folded in."""
+        half, width, pairs, eps = self.half, 2 * self.half, self.pairs, self.norm_eps
+        bn0, conv1, bn1, conv2 = self.pre[0], self.pre[2], self.pre[3], self.pre[5]
+        skip, skip_bn, att = self.feature_skip[0], self.feature_skip[1], self.attention[0]
+        w_in = _flat(self.conv_in.weight)
+        b_in = _bias(self.conv_in.bias, width, w_in)
+        w0, b0 = _fold(w_in, b_in, bn0.running_mean, bn0.running_var, bn0.weight, bn0.bias, eps[0])
+        w_skip = _block_diagonal(_flat(skip.weight), pairs)
+        w1, b1 = _fold(w_skip @ w_in[half:], w_skip @ b_in[half:] + _bias(skip.bias, half, w_in), skip_bn.running_mean,
+                       skip_bn.running_var, skip_bn.weight, skip_bn.bias, eps[2])
+        k1, b1c = _fold(conv1.weight, _bias(conv1.bias, width, w_in), bn1.running_mean, bn1.running_var, bn1.weight,
+                        bn1.bias, eps[1])
+        k2, b2 = conv2.weight, _bias(conv2.bias, width, w_in)
+        d = half // pairs
+        w_att = _flat(att.weight).reshape(pairs, d, d)
+        k_att = torch.bmm(w_att, k2[:half].reshape(pairs, d, -1)).reshape(k2[:half].shape)
+        b_att = torch.bmm(w_att, b2[:half].reshape(pairs, d, 1)).reshape(half) + _bias(att.bias, half, w_in)
+        product, product_bn = self.product[0], self.product[1]
+        wp, bp = _fold(_block_diagonal(_flat(product.weight), pairs), _bias(product.bias, width, w_in),
+                       product_bn.running_mean, product_bn.running_var, product_bn.weight, product_bn.bias, eps[3])
+        agg, agg_bn = self.aggregate[0], self.aggregate[1]
+        wg, bg = _fold(_flat(agg.weight), _bias(agg.bias, self.out_channels, w_in), agg_bn.running_mean,
+                       agg_bn.running_var, agg_bn.weight, agg_bn.bias, eps[4])
+        out = [w0[:half], b0[:half], w0[half:], b0[half:], w1, b1, k1[:half], b1c[:half], k1[half:], b1c[half:],
+               k_att, b_att, k2[half:], b2[half:], wp, bp, wg, bg]
+        if self.project_shortcut:
+            sc_conv, sc_bn = self.shortcut[0], self.shortcut[1]
+            w2, b2s = _fold(_flat(sc_conv.weight), _bias(sc_conv.bias, self.out_channels, w_in), sc_bn.running_mean,
+                            sc_bn.running_var, sc_bn.weight, sc_bn.bias, eps[5])
+            out += [w2, b2s]
+        # matrices as 1×1 convolution weights, everything contiguous (oneDNN reorders others on every call)
+        ones = [1] * self.spatial_dims
+        return [(t.reshape([t.shape[0], t.shape[1]] + ones) if t.dim() == 2 else t).contiguous() for t in out]
+
+    @torch.jit.unused
+    def _cached_fold_weights(self) -> list[torch.Tensor]:
+        """:meth:`_fold_weights`, recomputed only when a parameter or buffer of the block changed (eager mode)."""
+        if torch.compiler.is_compiling():  # traced into the compiled graph instead
+            return self._fold_weights()
+        key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in self._fold_sources())
+        if self._fold_cache is None or self._fold_cache[0] != key:
+            self._fold_cache = (key, self._fold_weights())
+        return self._fold_cache[1]
+
+    @torch.jit.unused
+    def _fold_sources(self) -> list[torch.Tensor]:
+        return [t for name, t in [*self.named_parameters(), *self.named_buffers()] if not name.startswith("se.")]
+
+    def _act_(self, x: torch.Tensor) -> torch.Tensor:
+        """The block's activation, in place when it is a (leaky) ReLU."""
+        if self.act_slope >= 0.0:
+            return F.leaky_relu_(x, self.act_slope) if self.act_slope > 0.0 else F.relu_(x)
+        return self.out_act(x)
+
+    def _conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, groups: int) -> torch.Tensor:
+        if self.spatial_dims == 2:
+            return F.conv2d(x, weight, bias, padding=self.padding, groups=groups)
+        return F.conv3d(x, weight, bias, padding=self.padding, groups=groups)
+
+
+def _flat(weight: torch.Tensor) -> torch.Tensor:
+    """A 1×1(×1) convolution weight as a matrix ``(out, in)``."""
+    return weight.reshape(weight.shape[0], -1)
+
+
+def _bias(bias: torch.Tensor | None, channels: int, like: torch.Tensor) -> torch.Tensor:
+    if bias is None:
+        return torch.zeros(channels, dtype=like.dtype, device=like.device)
+    return bias
+
+
+def _fold(
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    mean: torch.Tensor | None,
+    var: torch.Tensor | None,
+    gamma: torch.Tensor | None,
+    beta: torch.Tensor | None,
+    eps: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fold an eval-mode batch norm (``mean, var, gamma, beta, eps``) that follows a convolution into its
+    weight (any shape, output channels first) and bias."""
+    assert mean is not None and var is not None
+    scale = torch.rsqrt(var + eps)
+    shift = -mean * scale
+    if gamma is not None:
+        scale = scale * gamma
+        shift = shift * gamma
+    if beta is not None:
+        shift = shift + beta
+    shape = [-1] + [1] * (weight.dim() - 1)
+    return weight * scale.reshape(shape), bias * scale + shift
+
+
+def _block_diagonal(weight: torch.Tensor, groups: int) -> torch.Tensor:
+    """The dense ``(out, in)`` matrix of a grouped point-wise convolution with matrix ``weight`` ``(out, in/groups)``."""
+    if groups == 1:
+        return weight
+    out_g, in_g = weight.shape[0] // groups, weight.shape[1]
+    eye = torch.eye(groups, dtype=weight.dtype, device=weight.device).reshape(groups, 1, groups, 1)
+    return (weight.reshape(groups, out_g, 1, in_g) * eye).reshape(weight.shape[0], groups * in_g)
+
+
+def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, groups: int = 1) -> torch.Tensor:
+    """A (grouped) 1×1 convolution of ``x`` ``(B, C, *spatial)`` as one dense matrix product, in ``x``'s layout.
+
+    ``weight`` is the convolution weight (``(out, in/groups, 1, ...)``) or its matrix. On the CPU a
+    grouped convolution runs as one product with the block-diagonal matrix: PyTorch's CPU kernels
+    split grouped 1×1 convolutions into per-group copies and a concatenation (other devices run the
+    grouped convolution). Channel-strided inputs (channels-last tensors and their channel slices) are
+    multiplied as ``(..., C)`` matrices, without the copy to a contiguous layout that PyTorch's
+    single-threaded 1×1 convolution makes; others as ``(B, C, N)`` batches.
+    """
+    dims = x.dim()
+    if groups > 1 and x.device.type != "cpu" and weight.dim() == dims:
+        # cuDNN (and the FLOP counter on the meta device) take grouped convolutions as they are
+        if dims == 4:
+            return F.conv2d(x, weight, bias, groups=groups)
+        return F.conv3d(x, weight, bias, groups=groups)
+    w = _block_diagonal(_flat(weight), groups)
+    if x.stride(1) == 1 and x.shape[1] > 1:
+        perm = [0] + list(range(2, dims)) + [1]
+        return F.linear(x.permute(perm), w, bias).permute([0, dims - 1] + list(range(1, dims - 1)))
+    shape = x.shape
+    y = torch.matmul(w, x.reshape(shape[0], shape[1], -1))
+    if bias is not None:
+        y = y + bias.to(y.dtype).reshape(-1, 1)
+    return y.reshape([shape[0], w.shape[0]] + list(shape[2:]))

@@ -99,6 +99,13 @@ class FocusNetPP(nn.Module):
         se_reduction: squeeze-and-excitation reduction ratio. Defaults to 16.
         sigmoid_head: apply the paper's final sigmoid; by default the network returns logits
             (use MONAI losses with ``sigmoid=True``). Defaults to False.
+        channels_last: on the CPU, run everything after the stem in channels-last memory format
+            (oneDNN's grouped convolutions are about twice as fast in it); the output has the memory
+            format of the input. A speed setting only: parameters and results are the same (up to
+            float rounding). Defaults to True.
+
+    In eval mode without autograd (inference), every block runs a fused path that folds its
+    batch norms into the convolutions (see :class:`ResidualGroupAttentionBlock`).
     """
 
     def __init__(
@@ -118,6 +125,7 @@ class FocusNetPP(nn.Module):
         squeeze_excitation: bool = True,
         se_reduction: int = 16,
         sigmoid_head: bool = False,
+        channels_last: bool = True,
     ) -> None:
         super().__init__()
         check_spatial_dims(spatial_dims)
@@ -143,6 +151,7 @@ class FocusNetPP(nn.Module):
         self.spatial_dims = spatial_dims
         self.multiple = 2 ** (len(filters) - 2)
         self.sigmoid_head = sigmoid_head
+        self.channels_last = channels_last
 
         def block(cin: int, cout: int, width: int | None = None) -> ResidualGroupAttentionBlock:
             return ResidualGroupAttentionBlock(
@@ -174,7 +183,7 @@ class FocusNetPP(nn.Module):
             layers: list[nn.Module] = []
             cin = skip
             for w in widths:
-                layers += [conv(cin, w, 3, padding=1), nn.ReLU()]
+                layers += [conv(cin, w, 3, padding=1), nn.ReLU(inplace=True)]
                 cin = w
             self.merge_convs.append(nn.Sequential(*layers))
             if last:
@@ -223,6 +232,10 @@ class FocusNetPP(nn.Module):
         x, pads = self._pad(x)
         skips: list[torch.Tensor] = []
         h = self.stem(x)
+        if self.channels_last and h.device.type == "cpu":
+            # oneDNN's grouped convolutions run about twice as fast on channels-last tensors (pooling and
+            # upsampling keep the format)
+            h = h.contiguous(memory_format=torch.channels_last if self.spatial_dims == 2 else torch.channels_last_3d)
         for i, stage in enumerate(self.encoder):
             if i > 0:
                 h = self.pool(h)
@@ -238,4 +251,6 @@ class FocusNetPP(nn.Module):
         out = self.fusion(torch.cat(sides, dim=1))
         if self.sigmoid_head:
             out = torch.sigmoid(out)
+        if x.is_contiguous() and not out.is_contiguous():
+            out = out.contiguous()
         return self._crop(out, pads)
