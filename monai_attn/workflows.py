@@ -295,18 +295,17 @@ def volume_inference_preprocessing(roi_size: Sequence[int], axcodes: str = "RAS"
         Compose,
         EnsureChannelFirstd,
         EnsureTyped,
-        NormalizeIntensityd,
         Orientationd,
         ResizeWithPadOrCropd,
     )
 
-    from monai_attn.transforms import LoadVolumed
+    from monai_attn.transforms import LeanNormalizeIntensityd, LoadVolumed
 
     return Compose([
         LoadVolumed(image_key),
         EnsureChannelFirstd(image_key),
         Orientationd(image_key, axcodes=axcodes, labels=None),
-        NormalizeIntensityd(image_key, nonzero=True, channel_wise=True),
+        LeanNormalizeIntensityd(image_key, nonzero=True, channel_wise=True),
         ResizeWithPadOrCropd(image_key, spatial_size=(*tuple(roi_size), -1)),
         EnsureTyped(image_key),
     ])

@@ -4,15 +4,15 @@ Volumes (BraTS 2018, ISLES 2018), trained slice-wise in 2D:
 
 * deterministic part (cached by ``CacheDataset``/``PersistentDataset``): :class:`LoadVolumed`
   (NIfTI via nibabel, other formats via ITK), ``EnsureChannelFirstd``, ``Orientationd("RAS")``,
-  per-case per-modality z-score over non-zero voxels (``NormalizeIntensityd(nonzero=True,
-  channel_wise=True)``), centre crop in-plane (``ResizeWithPadOrCropd``; 160×160 BraTS,
+  per-case per-modality z-score over non-zero voxels (:class:`LeanNormalizeIntensityd`, MONAI's
+  ``NormalizeIntensityd(nonzero=True, channel_wise=True)`` without its full-size temporaries), centre crop in-plane (``ResizeWithPadOrCropd``; 160×160 BraTS,
   224×224 ISLES), label map (BraTS enhancing tumour = label 4; ISLES lesion), optional cast for a
   smaller cache, :class:`SliceAxisFirstd` (axial slices contiguous) and :class:`SliceIndexd`;
 * random part (every epoch): :class:`RandAxialSlicesd` samples axial slices with a
   foreground/background ratio, optional flips/rotations.
 
 The ``*_eval_transforms`` stop before slicing: they give cropped, normalised volumes for
-``SliceInferer(roi_size=roi_size, spatial_dim=2)`` and are invertible (``Invertd``).
+``BatchedSliceInferer(roi_size=roi_size, spatial_dim=2)`` (or MONAI's ``SliceInferer``) and are invertible (``Invertd``).
 
 2D datasets (ISIC 2018, DSB 2018): load, RGB, scale to [0, 1], resize to 256×256 with
 anti-aliasing (bilinear for the mask too), mask binarised at 0.5.
@@ -29,7 +29,6 @@ from monai.transforms import (
     EnsureChannelFirstd,
     EnsureTyped,
     LoadImaged,
-    NormalizeIntensityd,
     Orientationd,
     RandFlipd,
     RandRotate90d,
@@ -39,6 +38,7 @@ from monai.transforms import (
 )
 
 from .channels import EnsureRGBd
+from .intensity import LeanNormalizeIntensityd
 from .io import LoadUnionMaskd, LoadVolumed
 from .labels import ISLES_LESION, SelectLabelsd
 from .slices import RandAxialSlicesd, SliceAxisFirstd, SliceIndexd
@@ -88,7 +88,7 @@ def volume_preprocess(labels: Sequence[int] | str, roi_size: Sequence[int], axco
         LoadVolumed(keys),
         EnsureChannelFirstd(keys),
         Orientationd(keys, axcodes=axcodes, labels=None),
-        NormalizeIntensityd(image_key, nonzero=True, channel_wise=True),
+        LeanNormalizeIntensityd(image_key, nonzero=True, channel_wise=True),
         ResizeWithPadOrCropd(keys, spatial_size=(*tuple(roi_size), -1)),
         SelectLabelsd(label_key, labels=labels),
     ]
