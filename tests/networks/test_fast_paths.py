@@ -76,8 +76,14 @@ def test_fused_block_equals_reference(dims, cin, cout, kwargs):
         block.fusable = True
         cl = torch.channels_last if dims == 2 else torch.channels_last_3d
         fused_cl = block(x.contiguous(memory_format=cl))
-    torch.testing.assert_close(fused, reference, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(fused_cl, reference, rtol=1e-4, atol=1e-5)
+        # the same inference path without oneDNN's fused post-ops (other devices, TorchScript)
+        onednn, block.onednn_fused = block.onednn_fused, False
+        plain = block(x)
+        plain_cl = block(x.contiguous(memory_format=cl))
+        block.onednn_fused = onednn
+    assert block.onednn_fused == (kwargs.get("act") != "gelu")  # oneDNN fuses only (leaky) ReLU here
+    for out in (fused, fused_cl, plain, plain_cl):
+        torch.testing.assert_close(out, reference, rtol=1e-4, atol=1e-5)
     # with autograd (or in train mode) the reference path runs, same values in eval mode
     torch.testing.assert_close(block(x).detach(), reference, rtol=1e-4, atol=1e-5)
 

@@ -35,6 +35,16 @@ def _norm(norm: str | tuple, spatial_dims: int, channels: int) -> nn.Module:
     return get_norm_layer(name=norm, spatial_dims=spatial_dims, channels=channels)
 
 
+def _has_onednn_fused_conv() -> bool:
+    try:
+        return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+    except (AttributeError, RuntimeError):
+        return False
+
+
+_ONEDNN_FUSED = _has_onednn_fused_conv()
+
+
 def _foldable(norm: nn.Module) -> bool:
     """Whether ``norm`` is a batch norm with running statistics (foldable into a convolution in eval mode)."""
     return isinstance(norm, nn.modules.batchnorm._BatchNorm) and norm.track_running_stats
@@ -159,6 +169,10 @@ class ResidualGroupAttentionBlock(nn.Module):
         norms = [self.pre[0], self.pre[3], self.feature_skip[1], self.product[1], self.aggregate[1]]
         norms += [self.shortcut[1]] if self.project_shortcut else []
         self.fusable = all(_foldable(m) for m in norms)
+        self.no_padding: list[int] = [0] * spatial_dims
+        # oneDNN convolutions with fused post-ops (the kernels torch.compile uses on the CPU) for the
+        # inference path, where the activation is a (leaky) ReLU that oneDNN can fuse
+        self.onednn_fused = _ONEDNN_FUSED and self.act_slope >= 0.0
         self.norm_eps: list[float] = [float(getattr(m, "eps", 0.0)) for m in norms]  # TorchScript hides BN's eps
         self._fold_cache: tuple | None = None  # eager-mode cache of the inference path's folded weights
 
@@ -193,22 +207,22 @@ class ResidualGroupAttentionBlock(nn.Module):
             w = self._fold_weights()
         else:
             w = self._cached_fold_weights()
-        pairs = self.pairs
-        t_att = self._act_(pointwise_conv(x, w[0], w[1]))
-        t_feat = self._act_(pointwise_conv(x, w[2], w[3]))
-        skip_features = self._act_(pointwise_conv(x, w[4], w[5]))
-        shortcut = pointwise_conv(x, w[18], w[19]) if self.project_shortcut else x
-        t_att = self._act_(self._conv(t_att, w[6], w[7], pairs))
-        t_feat = self._act_(self._conv(t_feat, w[8], w[9], pairs))
-        features = self._conv(t_feat, w[12], w[13], pairs).add_(skip_features)
-        h = torch.sigmoid_(self._conv(t_att, w[10], w[11], pairs)).mul_(features)
-        h = self._act_(pointwise_conv(h, w[14], w[15]))
-        out = pointwise_conv(h, w[16], w[17])
+        pairs, no_pad = self.pairs, self.no_padding
+        t_att = self._conv_unary(x, w[0], w[1], 1, no_pad, "act")
+        t_feat = self._conv_unary(x, w[2], w[3], 1, no_pad, "act")
+        skip_features = self._conv_unary(x, w[4], w[5], 1, no_pad, "act")
+        shortcut = self._conv_unary(x, w[18], w[19], 1, no_pad, "none") if self.project_shortcut else x
+        t_att = self._conv_unary(t_att, w[6], w[7], pairs, self.padding, "act")
+        t_feat = self._conv_unary(t_feat, w[8], w[9], pairs, self.padding, "act")
+        features = self._conv_add_unary(t_feat, skip_features, w[12], w[13], pairs, self.padding, "none")
+        h = self._conv_unary(t_att, w[10], w[11], pairs, self.padding, "sigmoid").mul_(features)
+        h = self._conv_unary(h, w[14], w[15], 1, no_pad, "act")
         if self.squeeze_excitation:
+            out = self._conv_unary(h, w[16], w[17], 1, no_pad, "none")
             fc = self.se.fc
             scale = fc(out.mean(self.spatial_axes)).reshape(out.shape[:2] + (1,) * self.spatial_dims)
             return self._act_(torch.addcmul(shortcut, out, scale))
-        return self._act_(out.add_(shortcut))
+        return self._conv_add_unary(h, shortcut, w[16], w[17], 1, no_pad, "act")
 
     def _fold_weights(self) -> list[torch.Tensor]:
         """The inference path's weights and biases: ``[conv_in (attention half), conv_in (feature half),
@@ -271,6 +285,68 @@ class ResidualGroupAttentionBlock(nn.Module):
         if self.spatial_dims == 2:
             return F.conv2d(x, weight, bias, padding=self.padding, groups=groups)
         return F.conv3d(x, weight, bias, padding=self.padding, groups=groups)
+
+    @torch.jit.unused
+    def _onednn(self, x: torch.Tensor) -> bool:
+        """Whether the fused oneDNN convolutions apply to ``x`` (float32 on the CPU; eager mode only)."""
+        return self.onednn_fused and x.device.type == "cpu" and x.dtype == torch.float32
+
+    def _apply_unary(self, y: torch.Tensor, attr: str) -> torch.Tensor:
+        if attr == "act":
+            return self._act_(y)
+        if attr == "sigmoid":
+            return torch.sigmoid_(y)
+        return y
+
+    def _plain_conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, groups: int,
+                    padding: list[int]) -> torch.Tensor:
+        if max(padding) == 0:  # the 1×1 convolutions of the inference path
+            return pointwise_conv(x, weight, bias, groups)
+        return self._conv(x, weight, bias, groups)
+
+    def _conv_unary(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, groups: int,
+                    padding: list[int], attr: str) -> torch.Tensor:
+        """Convolution followed by ``attr`` ("act": the block's activation, "sigmoid" or "none"): on the
+        CPU one oneDNN call with the activation fused as a post-op (one pass over the output fewer)."""
+        if not torch.jit.is_scripting():  # (TorchScript cannot type the op's Scalar?[] argument)
+            if self._onednn(x):
+                return self._onednn_conv(x, weight, bias, groups, padding, attr)
+        return self._apply_unary(self._plain_conv(x, weight, bias, groups, padding), attr)
+
+    def _conv_add_unary(self, x: torch.Tensor, other: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                        groups: int, padding: list[int], attr: str) -> torch.Tensor:
+        """``attr(conv(x) + other)``, on the CPU one oneDNN call with the sum and activation fused."""
+        if not torch.jit.is_scripting():
+            if self._onednn(x) and other.shape == x.shape[:1] + weight.shape[:1] + x.shape[2:]:
+                return self._onednn_conv_add(x, other, weight, bias, groups, padding, attr)
+        return self._apply_unary(self._plain_conv(x, weight, bias, groups, padding).add_(other), attr)
+
+    @torch.jit.unused
+    def _onednn_conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, groups: int, padding: list[int],
+                     attr: str) -> torch.Tensor:
+        """``attr(conv(x))`` as one ``mkldnn::_convolution_pointwise`` call (the fused kernels that
+        ``torch.compile`` emits on the CPU)."""
+        name, scalars = self._post_op(attr)
+        ones = [1] * self.spatial_dims
+        return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, padding, ones, ones, groups, name, scalars, "")
+
+    @torch.jit.unused
+    def _onednn_conv_add(self, x: torch.Tensor, other: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                         groups: int, padding: list[int], attr: str) -> torch.Tensor:
+        """``attr(conv(x) + other)`` with the sum (and a ReLU) fused into one ``mkldnn::_convolution_pointwise.binary``
+        call; oneDNN fuses no other activation after a sum, so those run in place afterwards."""
+        name, scalars = self._post_op(attr)
+        fuse = name == "relu"
+        ones = [1] * self.spatial_dims
+        y = torch.ops.mkldnn._convolution_pointwise.binary(
+            x, other, weight, bias, padding, ones, ones, groups, "add", 1.0, name if fuse else None, scalars, "")
+        return y if fuse else self._apply_unary(y, attr)
+
+    @torch.jit.unused
+    def _post_op(self, attr: str):  # noqa: ANN202 (eager only)
+        if attr == "act":
+            return ("leaky_relu", [self.act_slope]) if self.act_slope > 0.0 else ("relu", [])
+        return attr, []
 
 
 def _flat(weight: torch.Tensor) -> torch.Tensor:
