@@ -27,9 +27,7 @@ demo: $(STAMP)
 	$(PY) -m monai_attn.demo --out demo_output
 
 bench: $(STAMP)
-	$(PY) benchmarks/networks.py --out bench_output/networks.json
-	$(PY) benchmarks/hd95.py --out bench_output/hd95.json
-	$(PY) benchmarks/data.py --out bench_output/data.json
+	$(PY) benchmarks/run_all.py --out bench_output --docs docs/benchmarks.md
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check monai_attn tests benchmarks

@@ -220,8 +220,11 @@ NOTES = [
     "folded into the convolutions, the attention 1×1 convolution is composed with the second grouped 3×3 "
     "convolution and the feature skip's 1×1 with `conv_in`, activations run in place, and attention and feature "
     "groups are separate tensors (no reads of channel slices). The folded weights are cached until a parameter or "
-    "statistic changes. Training runs the reference formulation. Grouped 1×1 convolutions are one dense product "
-    "with the block-diagonal matrix on the CPU (PyTorch splits grouped 1×1 convolutions into per-group copies).",
+    "statistic changes. Training runs the reference formulation. On the CPU (float32, eager mode) every "
+    "convolution of that path is one oneDNN call with its activation, sigmoid or residual sum fused as a post-op "
+    "(`mkldnn::_convolution_pointwise`, the kernels `torch.compile` emits), which saves a pass over each output; "
+    "elsewhere, and in TorchScript, grouped 1×1 convolutions are one dense product with the block-diagonal matrix "
+    "(PyTorch's CPU kernels split grouped 1×1 convolutions into per-group copies).",
     "- **Channels-last on the CPU**: FocusNet++ runs its blocks in channels-last memory format (oneDNN's grouped "
     "convolutions are about twice as fast in it); `FocusNetPP(channels_last=False)` turns it off.",
     "- **FPA's dilated depth-wise convolution** runs as shifted multiply-adds for CPU inference (oneDNN's dilated "
