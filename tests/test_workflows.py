@@ -57,6 +57,9 @@ def test_prepare_datalist_needs_an_input(tmp_path):
 
 def test_datalist_items_fold_and_empty_split(tmp_path):
     items = [{"id": f"c{i}", "image": f"c{i}.nii.gz", "label": f"c{i}_seg.nii.gz", "fold": i % 2} for i in range(4)]
+    for it in items:  # the files must exist (their content is not read here)
+        (tmp_path / it["image"]).write_bytes(b"")
+        (tmp_path / it["label"]).write_bytes(b"")
     path = tmp_path / "d.json"
     path.write_text(json.dumps({"training": items, "validation": []}))
     train = workflows.datalist_items(str(path), "training", fold=1)
@@ -75,8 +78,10 @@ def test_inference_items_brats_layout_and_missing_modality(tmp_path):
     assert items[0]["id"] == "case1" and [p.rsplit("_", 1)[1] for p in items[0]["image"]] == [
         "flair.nii.gz", "t1.nii.gz", "t1ce.nii.gz", "t2.nii.gz"]
     (case / "case1_t2.nii.gz").unlink()
-    with pytest.raises(FileNotFoundError, match=r"case1: missing modality file\(s\) \['t2'\]"):
-        workflows.inference_items("brats2018", str(tmp_path / "in"))
+    # an incomplete case is kept with the missing file's expected name: loading it fails with "file not
+    # found" for that case only, and batch inference goes on with the others
+    items = workflows.inference_items("brats2018", str(tmp_path / "in"))
+    assert items[0]["image"][3] == str(case / "case1_t2.nii.gz")
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(ValueError, match="empty: no brats2018 cases found"):
@@ -105,3 +110,77 @@ def test_latest_checkpoint_picks_highest_epoch(tmp_path):
         (tmp_path / f"checkpoint_checkpoint_epoch={n}.pt").write_bytes(b"x")
     assert workflows.latest_checkpoint(str(tmp_path)).endswith("epoch=10.pt")
     assert workflows.latest_checkpoint(str(tmp_path / "none")) is None
+
+
+# ------------------------------------------------------------------------------ keep going, safe checkpoints
+def _evaluator(items, transform, seen, num_workers=0):
+    from monai.data import Dataset
+    from monai.engines import SupervisedEvaluator
+
+    loader = workflows.KeepGoingDataLoader(Dataset(items, transform), batch_size=2, num_workers=num_workers)
+    return SupervisedEvaluator(device="cpu", val_data_loader=loader, network=torch.nn.Identity(),
+                               postprocessing=lambda d: (seen.append(d["id"]), d)[1])
+
+
+def _flaky(d):
+    from monai_attn.errors import BadInputError
+
+    if d["id"] == "b":
+        raise BadInputError(d["image"], "cannot read the image data (truncated)")
+    if d["id"] == "d":
+        raise RuntimeError("applying transform") from KeyError("boom")
+    return {"image": torch.ones(1, 4, 4), "id": d["id"]}
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_keep_going_loader_skips_bad_cases_and_lists_them(num_workers):
+    items = [{"id": c, "image": f"/in/{c}.nii.gz"} for c in "abcde"]
+    seen: list = []
+    evaluator = _evaluator(items, _flaky, seen, num_workers)
+    with pytest.raises(SystemExit) as info:
+        workflows.run_keep_going(evaluator)
+    assert seen == ["a", "c", "e"]  # every good case processed, in order
+    assert str(info.value).splitlines() == [
+        "2 case(s) failed and were skipped:",
+        "  b: /in/b.nii.gz: cannot read the image data (truncated)",
+        "  d: /in/d.nii.gz: KeyError: 'boom'",
+    ]
+
+
+def test_keep_going_run_without_failures_returns():
+    seen: list = []
+    workflows.run_keep_going(_evaluator([{"id": "a", "image": "a.png"}], _flaky, seen))
+    assert seen == ["a"]
+
+
+def test_atomic_saver_keeps_the_previous_checkpoint_until_the_next_is_complete(tmp_path):
+    saver = workflows.AtomicDiskSaver(tmp_path)
+    saver({"w": torch.ones(1)}, "ckpt_epoch=1.pt")
+    saver.remove("ckpt_epoch=1.pt")  # ignite removes the old file before saving the new one ...
+    assert (tmp_path / "ckpt_epoch=1.pt").is_file()  # ... here it stays until the new one is in place
+    with pytest.raises((pickle.PicklingError, AttributeError)):
+        saver({"w": lambda: None}, "ckpt_epoch=2.pt")  # cannot be pickled: the write fails half-way
+    assert (tmp_path / "ckpt_epoch=1.pt").is_file() and sorted(p.name for p in tmp_path.iterdir()) == [
+        "ckpt_epoch=1.pt"]  # no partial file left
+    saver({"w": torch.zeros(1)}, "ckpt_epoch=2.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt_epoch=2.pt"]
+
+
+def test_resume_falls_back_to_an_older_checkpoint_when_the_newest_is_corrupt(tmp_path):
+    from ignite.engine import Engine
+
+    net = torch.nn.Linear(1, 1)
+    torch.save({"model": net.state_dict()}, tmp_path / "checkpoint_checkpoint_epoch=1.pt")
+    (tmp_path / "checkpoint_checkpoint_epoch=2.pt").write_bytes(b"PK\x03\x04 truncated")
+    path = workflows.attach_training_state(Engine(lambda e, b: None), str(tmp_path), {"model": net},
+                                           resume="true", save=False)
+    assert path.endswith("epoch=1.pt")
+    assert workflows.attach_training_state(Engine(lambda e, b: None), str(tmp_path), {"model": net},
+                                           resume="False", save=False) is None
+
+
+def test_as_bool_reads_command_line_strings():
+    assert [workflows.as_bool(v) for v in ("true", "True", "1", "yes", True)] == [True] * 5
+    assert [workflows.as_bool(v) for v in ("false", "False", "0", "no", "", False, 0)] == [False] * 7
+    with pytest.raises(ValueError, match="resume: expected true or false, got 'maybe'"):
+        workflows.as_bool("maybe", "resume")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -20,6 +20,10 @@ __all__ = [
     "value_problem",
     "unique_values",
     "finite_problem",
+    "zero_problem",
+    "shape_problem",
+    "spacing_problem",
+    "raw_nifti_pixdim",
     "check_volume_group",
 ]
 
@@ -133,14 +137,79 @@ def finite_problem(arr: np.ndarray) -> str | None:
     return f"contains {n_nan} NaN and {n_inf} inf voxels"
 
 
+def zero_problem(arr: np.ndarray) -> str | None:
+    """A message when every voxel of ``arr`` is zero (a blank or empty image), else ``None``."""
+    if arr.size and np.any(arr):
+        return None
+    return f"all {arr.size} voxels are zero (a blank image)"
+
+
+def shape_problem(shape: Sequence[int], ndim: int = 3) -> str | None:
+    """A message when ``shape`` (a file's array shape) is not an ``ndim``-D image, else ``None``.
+
+    A 4th axis (a time or vector axis, even of length one) is refused: a segmentation bundle reads
+    one 3D volume per file and stacks the files of a case as its channels.
+    """
+    shape = tuple(int(s) for s in shape)
+    if len(shape) == ndim:
+        return None
+    if len(shape) < ndim:
+        if ndim == 3:
+            return f"a 2D image (shape {shape}) given to a volumetric (3D) bundle: expected a 3D volume"
+        return f"expected a {ndim}D image, got shape {shape}"
+    if ndim == 3 and len(shape) == 4:
+        return (f"a 4-D volume with a time axis of {shape[3]} (shape {shape}): expected one 3D volume per file "
+                "(split the time points, or squeeze a last axis of length 1)")
+    if ndim == 2:
+        return f"a 3D volume (shape {shape}) given to a 2D bundle: expected a 2D image"
+    return f"expected a {ndim}D image, got {len(shape)} dimensions (shape {shape})"
+
+
+def raw_nifti_pixdim(path: str | os.PathLike) -> np.ndarray | None:
+    """The ``pixdim`` field of a NIfTI header as written in the file (nibabel's loader silently
+    replaces zero or negative voxel sizes), or ``None`` for other formats."""
+    path = Path(path)
+    if not _is_nifti(path):
+        return None
+    import nibabel as nib
+    from nibabel.openers import ImageOpener
+
+    with ImageOpener(str(path)) as f:
+        raw = f.read(4)
+        f.seek(0)
+        klass = nib.Nifti2Header if int.from_bytes(raw, "little") == 540 or int.from_bytes(raw, "big") == 540 \
+            else nib.Nifti1Header
+        header = klass.from_fileobj(f, check=False)
+    return np.asarray(header["pixdim"], dtype=np.float64)
+
+
+def spacing_problem(path: str | os.PathLike, geom: Geometry) -> str | None:
+    """A message when the voxel spacing of ``path`` is zero, negative or not finite, else ``None``.
+
+    Looks at the spacing that the reader derives (``geom``, from the affine) and, for NIfTI, at the
+    header's ``pixdim`` as written (nibabel would otherwise fix it silently, changing the geometry).
+    """
+    nd = min(3, len(geom.shape))
+    pixdim = raw_nifti_pixdim(path)
+    if pixdim is not None:
+        shown = tuple(float(x) for x in pixdim[1 : nd + 1])
+        if not all(np.isfinite(x) and x > 0 for x in shown):
+            return f"absurd voxel spacing: pixdim {shown} in the header (must be positive)"
+    spacing = tuple(float(s) for s in geom.spacing[:nd])
+    if not all(np.isfinite(s) and s > 0 for s in spacing):
+        return f"absurd voxel spacing {spacing} (must be positive; the affine/direction is degenerate)"
+    return None
+
+
 def check_volume_group(
     files: Mapping[str, Path],
     label_role: str | None = "label",
     label_values: Iterable[float] = (0, 1),
     ndim: int = 3,
 ) -> list[tuple[Path, str]]:
-    """Check a case's volumes: readable, ``ndim``-D, same geometry as the first readable one,
-    finite intensities, and label values within ``label_values``."""
+    """Check a case's volumes: readable, ``ndim``-D (no time axis), positive spacing, same
+    geometry as the first readable one, finite and not all-zero intensities, and label values
+    within ``label_values``."""
     problems: list[tuple[Path, str]] = []
     ref: tuple[str, Geometry] | None = None
     for role, path in files.items():
@@ -150,8 +219,9 @@ def check_volume_group(
         except Exception as e:  # noqa: BLE001 - any reader failure means "unreadable"
             problems.append((path, f"cannot read {role} file ({type(e).__name__}: {e})"))
             continue
-        if arr.ndim != ndim:
-            problems.append((path, f"expected a {ndim}D volume, got shape {tuple(arr.shape)}"))
+        msg = shape_problem(arr.shape, ndim) or spacing_problem(path, geom)
+        if msg:
+            problems.append((path, msg))
             continue
         if ref is None:
             ref = (f"{role} ({Path(path).name})", geom)
@@ -160,6 +230,8 @@ def check_volume_group(
         msg = finite_problem(arr)
         if msg:
             problems.append((path, msg))
+        elif role != label_role and zero_problem(arr):
+            problems.append((path, zero_problem(arr)))
         if role == label_role and msg is None:
             msg = value_problem(arr, label_values)
             if msg:

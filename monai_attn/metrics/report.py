@@ -28,6 +28,7 @@ behaviour), and means leave those cases out (their number is reported as ``n``).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -266,20 +267,19 @@ class SegmentationReport(ListAsBatchMixin, CumulativeIterationMetric):
     # files
     # ---------------------------------------------------------------------------------------
     def to_csv(self, path: str | os.PathLike) -> Path:
-        """Write one row per (case, class); NaN is written as ``nan``. Returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["case", "class", *_COLUMNS])
-            w.writeheader()
-            for row in self.rows():
-                w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in row.items()})
-        return path
+        """Write one row per (case, class); NaN is written as ``nan``. Returns the path.
+        The file is written to a temporary name and renamed into place."""
+        buf = io.StringIO(newline="")
+        w = csv.DictWriter(buf, fieldnames=["case", "class", *_COLUMNS])
+        w.writeheader()
+        for row in self.rows():
+            w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in row.items()})
+        return _write_text_atomic(Path(path), buf.getvalue())
 
     def to_json(self, path: str | os.PathLike) -> Path:
-        """Write ``{"settings", "conventions", "summary", "rows"}`` (NaN as ``null``). Returns the path."""
+        """Write ``{"settings", "conventions", "summary", "rows"}`` (NaN as ``null``), atomically.
+        Returns the path."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         doc = {
             "settings": {
                 "include_background": self.include_background,
@@ -293,8 +293,7 @@ class SegmentationReport(ListAsBatchMixin, CumulativeIterationMetric):
             "summary": self.summary(),
             "rows": self.rows(),
         }
-        path.write_text(json.dumps(_nan_to_none(doc), indent=2, allow_nan=False))
-        return path
+        return _write_text_atomic(path, json.dumps(_nan_to_none(doc), indent=2, allow_nan=False))
 
     @classmethod
     def from_rows(cls, rows: Sequence[dict[str, Any]], **kwargs: Any) -> SegmentationReport:
@@ -317,6 +316,20 @@ class SegmentationReport(ListAsBatchMixin, CumulativeIterationMetric):
         rep.case_ids = cases
         rep._n_channels = len(classes)
         return rep
+
+
+def _write_text_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to a temporary file next to ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        with open(tmp, "w", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
 
 
 def _nan_to_none(x: Any) -> Any:

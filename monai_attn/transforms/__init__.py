@@ -1,7 +1,14 @@
 """monai_attn.transforms"""
 from .channels import EnsureRGB, EnsureRGBd
 from .intensity import LeanNormalizeIntensity, LeanNormalizeIntensityd
-from .io import LoadUnionMask, LoadUnionMaskd, LoadVolumed
+from .io import (
+    LoadImage2Dd,
+    LoadUnionMask,
+    LoadUnionMaskd,
+    LoadVolumed,
+    check_image_2d_file,
+    check_input_file,
+)
 from .label_reversal import (
     ReverseLabel,
     ReverseLabelD,
@@ -14,6 +21,9 @@ from .label_reversal import (
 )
 from .labels import BRATS_ET, BRATS_REGIONS, BRATS_TC, BRATS_WT, ISLES_LESION, SelectLabels, SelectLabelsd
 from .pipelines import (
+    BRATS_LABEL_VALUES,
+    ISIC_MASK_VALUES,
+    ISLES_LABEL_VALUES,
     brats2018_eval_transforms,
     brats2018_train_transforms,
     dsb2018_transforms,
@@ -34,6 +44,8 @@ __all__ += [
     "isles2018_train_transforms", "isles2018_eval_transforms", "isic2018_transforms", "dsb2018_transforms",
 ]
 __all__ += ["LeanNormalizeIntensity", "LeanNormalizeIntensityd"]
+__all__ += ["BRATS_LABEL_VALUES", "ISLES_LABEL_VALUES", "ISIC_MASK_VALUES"]
+__all__ += ["LoadImage2Dd", "check_input_file", "check_image_2d_file"]
 __all__ += [
     "ReverseLabel",
     "ReverseLabelD",

@@ -1,8 +1,14 @@
-"""Loading transforms: volumes (NIfTI through nibabel, NRRD/MHA/... through ITK) and the union of
-per-instance mask files (DSB 2018)."""
+"""Loading transforms that check what they load: volumes (NIfTI through nibabel, NRRD/MHA/...
+through ITK), 2D images (Pillow) and the union of per-instance mask files (DSB 2018).
+
+Every problem found is raised as a :class:`~monai_attn.errors.BadInputError` naming the file
+first (see docs/troubleshooting.md), never as a reader's internal error.
+"""
 from __future__ import annotations
 
-from typing import Hashable, Mapping, Sequence
+import os
+from pathlib import Path
+from typing import Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -10,18 +16,80 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import LoadImage, LoadImaged, MapTransform
 
-__all__ = ["LoadVolumed", "LoadUnionMask", "LoadUnionMaskd"]
+from monai_attn.errors import BadInputError, MissingInputError
+
+__all__ = ["LoadVolumed", "LoadImage2Dd", "LoadUnionMask", "LoadUnionMaskd", "check_input_file", "check_image_2d_file"]
+
+#: suffixes of volume formats, refused by the 2D loaders
+VOLUME_FILE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+
+
+def _paths(value) -> list[str]:
+    if isinstance(value, (str, bytes, os.PathLike)):
+        return [os.fsdecode(value)]
+    if isinstance(value, Sequence):
+        return [os.fsdecode(v) for v in value]
+    raise BadInputError(repr(value)[:200], "expected a file path or a list of file paths")
+
+
+def check_input_file(path: str | os.PathLike) -> Path:
+    """``path`` as a ``Path`` when it is an existing file; :class:`MissingInputError` otherwise."""
+    p = Path(path)
+    if p.is_dir():
+        raise BadInputError(p, "is a folder, not an image file")
+    if not p.is_file():
+        raise MissingInputError(p, "file not found", "check the path (in a datalist, relative paths start at its "
+                                "'root' entry, else at the JSON's folder)")
+    return p
+
+
+def _cannot_read(path: str, error: BaseException, part: str = "data") -> BadInputError:
+    return BadInputError(path, f"cannot read the image {part}: not an image in a supported format, or a corrupt or "
+                               f"truncated file ({type(error).__name__}: {str(error)[:200]})")
+
+
+def _as_numpy(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _value_problem(arr: np.ndarray, allowed: Iterable[float], what: str) -> str | None:
+    """Like :func:`monai_attn.data.checks.value_problem`, but fast on float volumes: one
+    comparison pass per allowed value, the distinct values only of the offending voxels."""
+    from monai_attn.data.checks import value_problem
+
+    allowed = sorted(set(allowed))
+    bad = ~np.isin(arr, allowed)
+    if not bad.any():
+        return None
+    return value_problem(arr[bad], allowed, what)
 
 
 class LoadVolumed(LoadImaged):
     """:class:`monai.transforms.LoadImaged` that reads ``.nii``/``.nii.gz`` with ``NibabelReader``
-    and every other format (NRRD, MHA, NRRD series, ...) with ``ITKReader``.
+    and every other format (NRRD, MHA, NRRD series, ...) with ``ITKReader``, and checks what it reads.
 
     A list of paths under one key (e.g. BraTS' four modalities) is stacked as channels in the
-    list's order. All arguments are those of ``LoadImaged`` except ``reader``.
+    list's order. All arguments are those of ``LoadImaged`` except ``reader``, plus:
+
+    Args:
+        modalities: the number of files each image (non-label) key must list (e.g. 4 for BraTS).
+        label_keys: keys holding label maps (checked for ``label_values``, may be all zero).
+        label_values: the values a label map may hold (``None``: not checked).
+        check: run the checks below (default). Each failure raises a
+            :class:`~monai_attn.errors.BadInputError` naming the file and the problem:
+
+            * before reading the data: the file exists, its header is readable, it is a 3D volume
+              (not a 2D image, not 4-D with a time axis), its voxel spacing is positive, and all
+              files of the item (modalities and label) share one voxel grid;
+            * after: the data could be decoded (not truncated), intensities are finite (no
+              NaN/inf) and not all zero, label values are expected ones.
     """
 
-    def __init__(self, keys: KeysCollection, image_only: bool = True, dtype=np.float32, **kwargs):
+    def __init__(self, keys: KeysCollection, image_only: bool = True, dtype=np.float32,
+                 modalities: int | None = None, label_keys: Sequence[str] = ("label",),
+                 label_values: Sequence[float] | None = None, check: bool = True, **kwargs):
         if "reader" in kwargs:
             raise ValueError("LoadVolumed chooses its readers itself; use LoadImaged to set `reader`")
         super().__init__(keys, reader=None, image_only=image_only, dtype=dtype, **kwargs)
@@ -31,6 +99,155 @@ class LoadVolumed(LoadImaged):
         # suffixes, ITK (which accepts every suffix) takes the rest
         self.register(ITKReader())
         self.register(NibabelReader())
+        self.modalities = modalities
+        self.label_keys = (label_keys,) if isinstance(label_keys, str) else tuple(label_keys)
+        self.label_values = None if label_values is None else tuple(float(v) for v in label_values)
+        self.check = check
+
+    def __call__(self, data, reader=None):
+        d = dict(data)
+        if not self.check:
+            return super().__call__(d, reader)
+        paths = {key: _paths(d[key]) for key in self.key_iterator(d)}
+        self._check_files(paths)
+        try:
+            d = super().__call__(d, reader)
+        except Exception as e:  # noqa: BLE001 - turned into a message naming the file
+            raise self._read_error(paths, e) from e
+        for key, files in paths.items():
+            self._check_content(key, d[key], files)
+        return d
+
+    def _check_files(self, paths: Mapping[Hashable, list[str]]) -> None:
+        from monai_attn.data.checks import geometry_mismatches, read_volume, shape_problem, spacing_problem
+
+        ref = None
+        for key, files in paths.items():
+            if not files:
+                raise BadInputError(f"<{key}>", "empty list of files")
+            if self.modalities is not None and key not in self.label_keys and len(files) != self.modalities:
+                raise BadInputError(", ".join(files), f"{len(files)} modality file(s) given under {key!r}; the "
+                                    f"bundle expects {self.modalities}, one per input channel")
+            for f in files:
+                if Path(f).is_dir():
+                    continue  # e.g. a DICOM series, read by ITK: checked after loading only
+                check_input_file(f)
+                try:
+                    _, geom = read_volume(f, data=False)
+                except Exception as e:  # noqa: BLE001
+                    raise _cannot_read(f, e, "header") from e
+                msg = shape_problem(geom.shape, 3) or spacing_problem(f, geom)
+                if msg:
+                    raise BadInputError(f, msg)
+                nifti = f.lower().endswith((".nii", ".nii.gz"))
+                if ref is None:
+                    ref = (f, geom, nifti)
+                    continue
+                if nifti == ref[2]:
+                    found = geometry_mismatches(ref[1], geom, Path(ref[0]).name)
+                else:  # NIfTI (RAS) and ITK (LPS) world coordinates are not comparable as read
+                    found = [] if ref[1].shape == geom.shape else [
+                        f"shape {geom.shape} differs from {Path(ref[0]).name}'s {ref[1].shape}"]
+                if found:
+                    raise BadInputError(f, "; ".join(found) + " (all files of a case must share one voxel grid)")
+
+    @staticmethod
+    def _read_error(paths: Mapping[Hashable, list[str]], error: BaseException) -> BadInputError:
+        from monai_attn.data.checks import read_volume
+
+        for files in paths.values():
+            for f in files:
+                try:
+                    read_volume(f, data=True)
+                except Exception as e:  # noqa: BLE001
+                    return _cannot_read(f, e)
+        return BadInputError(", ".join(f for fs in paths.values() for f in fs),
+                             f"cannot load ({type(error).__name__}: {str(error)[:300]})")
+
+    def _check_content(self, key: Hashable, image, files: list[str]) -> None:
+        from monai_attn.data.checks import finite_problem, zero_problem
+
+        arr = _as_numpy(image)
+        channels = [arr[i] for i in range(len(files))] if len(files) > 1 else [arr]
+        is_label = key in self.label_keys
+        for f, a in zip(files, channels):
+            msg = finite_problem(a) or (None if is_label else zero_problem(a))
+            if msg is None and is_label and self.label_values is not None:
+                msg = _value_problem(a, self.label_values, "label")
+            if msg:
+                raise BadInputError(f, msg)
+
+
+class LoadImage2Dd(LoadImaged):
+    """:class:`monai.transforms.LoadImaged` with Pillow (``PILReader``, as the 2D pipelines) that
+    checks what it reads, raising :class:`~monai_attn.errors.BadInputError` naming the file: it
+    exists, is not a volume format (a 3D volume given to a 2D bundle), Pillow recognises it, has a
+    single frame (not a multi-page TIFF stack), decodes completely (not truncated), and, for
+    ``label_keys``, holds only ``label_values`` (e.g. ISIC masks: 0 and 255).
+
+    Args:
+        keys: keys of the image paths.
+        label_keys: keys holding masks.
+        label_values: the values a mask may hold (``None``: not checked).
+        check: run the checks (default).
+        kwargs: other ``LoadImaged`` arguments (``image_only=True`` by default).
+    """
+
+    def __init__(self, keys: KeysCollection, label_keys: Sequence[str] = ("label",),
+                 label_values: Sequence[float] | None = None, check: bool = True, **kwargs):
+        kwargs.setdefault("image_only", True)
+        super().__init__(keys, reader="PILReader", **kwargs)
+        self.label_keys = (label_keys,) if isinstance(label_keys, str) else tuple(label_keys)
+        self.label_values = None if label_values is None else tuple(float(v) for v in label_values)
+        self.check = check
+
+    def __call__(self, data, reader=None):
+        d = dict(data)
+        if not self.check:
+            return super().__call__(d, reader)
+        paths = {key: _paths(d[key]) for key in self.key_iterator(d)}
+        for files in paths.values():
+            for f in files:
+                check_image_2d_file(f)
+        try:
+            d = super().__call__(d, reader)
+        except Exception as e:  # noqa: BLE001
+            from monai_attn.data.checks import read_image_2d
+
+            for files in paths.values():
+                for f in files:
+                    try:
+                        read_image_2d(f)
+                    except Exception as e2:  # noqa: BLE001
+                        raise _cannot_read(f, e2) from e
+            raise BadInputError(", ".join(f for fs in paths.values() for f in fs),
+                                f"cannot load ({type(e).__name__}: {str(e)[:300]})") from e
+        for key, files in paths.items():
+            if key in self.label_keys and self.label_values is not None:
+                msg = _value_problem(_as_numpy(d[key]), self.label_values, "mask")
+                if msg:
+                    allowed = ", ".join(f"{v:g}" for v in self.label_values)
+                    raise BadInputError(files[0], msg, f"masks must be binary ({allowed}); a 0/1 mask reads as empty "
+                                        "after scaling: save it as 0/255")
+        return d
+
+
+def check_image_2d_file(path: str | os.PathLike) -> None:
+    """Raise :class:`BadInputError` unless ``path`` is a single-frame 2D image that Pillow recognises."""
+    from PIL import Image
+
+    p = check_input_file(path)
+    if p.name.lower().endswith(VOLUME_FILE_SUFFIXES):
+        raise BadInputError(p, "a 3D volume file given to a 2D bundle: expected a 2D image (PNG, JPEG, TIFF, BMP)")
+    try:
+        with Image.open(p) as img:
+            frames = int(getattr(img, "n_frames", 1) or 1)
+            size = img.size
+    except Exception as e:  # noqa: BLE001
+        raise _cannot_read(str(p), e, "header") from e
+    if frames > 1:
+        raise BadInputError(p, f"a 3D / multi-page image ({frames} frames of {size[0]}x{size[1]}) given to a 2D "
+                               "bundle: expected a single 2D image")
 
 
 class LoadUnionMask:
@@ -49,18 +266,22 @@ class LoadUnionMask:
         if isinstance(paths, (str, bytes)) or not isinstance(paths, Sequence):
             paths = [paths]
         if len(paths) == 0:
-            raise ValueError("LoadUnionMask: empty list of mask files")
+            raise BadInputError("<label>", "empty list of mask files")
         union = None
         first = None
         for p in paths:
-            m = self.loader(p)
+            check_image_2d_file(p)
+            try:
+                m = self.loader(p)
+            except Exception as e:  # noqa: BLE001
+                raise _cannot_read(str(p), e) from e
             if m.ndim != 2:
-                raise ValueError(f"{p}: expected a single-channel 2D mask, got shape {tuple(m.shape)}")
+                raise BadInputError(p, f"expected a single-channel 2D mask, got shape {tuple(m.shape)}")
             arr = m.numpy() if isinstance(m, torch.Tensor) else np.asarray(m)
             if first is None:
                 first, union = m, np.zeros(arr.shape, dtype=bool)
             elif arr.shape != union.shape:
-                raise ValueError(f"{p}: mask shape {tuple(arr.shape)} differs from {paths[0]}'s {tuple(union.shape)}")
+                raise BadInputError(p, f"mask shape {tuple(arr.shape)} differs from {paths[0]}'s {tuple(union.shape)}")
             np.logical_or(union, arr > self.threshold, out=union)
         meta = {k: v for k, v in first.meta.items() if k != "affine"}
         meta["original_channel_dim"] = 0

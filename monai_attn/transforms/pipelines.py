@@ -28,7 +28,6 @@ from monai.transforms import (
     Compose,
     EnsureChannelFirstd,
     EnsureTyped,
-    LoadImaged,
     Orientationd,
     RandFlipd,
     RandRotate90d,
@@ -39,7 +38,7 @@ from monai.transforms import (
 
 from .channels import EnsureRGBd
 from .intensity import LeanNormalizeIntensityd
-from .io import LoadUnionMaskd, LoadVolumed
+from .io import LoadImage2Dd, LoadUnionMaskd, LoadVolumed
 from .labels import ISLES_LESION, SelectLabelsd
 from .slices import RandAxialSlicesd, SliceAxisFirstd, SliceIndexd
 
@@ -61,6 +60,11 @@ BRATS_ROI = (160, 160)
 ISLES_ROI = (224, 224)
 IMAGE_SIZE_2D = (256, 256)
 KEYS = ("image", "label")
+#: values a label file may hold: BraTS 2018 (0 background, 1 necrosis/NET, 2 oedema, 4 enhancing),
+#: ISLES 2018 (0/1), ISIC 2018 masks (0/255)
+BRATS_LABEL_VALUES = (0, 1, 2, 4)
+ISLES_LABEL_VALUES = (0, 1)
+ISIC_MASK_VALUES = (0, 255)
 
 
 def _dtype(d) -> torch.dtype:
@@ -71,8 +75,14 @@ def _dtype(d) -> torch.dtype:
 
 def volume_preprocess(labels: Sequence[int] | str, roi_size: Sequence[int], axcodes: str = "RAS",
                       cache_dtype: torch.dtype | str | None = None, slice_index: bool = True,
-                      image_key: str = "image", label_key: str = "label") -> list:
+                      image_key: str = "image", label_key: str = "label", modalities: int | None = 4,
+                      label_values: Sequence[float] | None = None) -> list:
     """Deterministic volume pipeline (see the module docstring).
+
+    The loader (:class:`LoadVolumed`) checks every case: the files exist and are readable 3D
+    volumes with positive spacing on one voxel grid, ``modalities`` of them, with finite, non-zero
+    intensities and labels within ``label_values``; a bad case raises a
+    :class:`~monai_attn.errors.BadInputError` naming the file.
 
     Args:
         labels: label values (or BraTS region ``"ET"``/``"TC"``/``"WT"``) forming the target.
@@ -82,10 +92,12 @@ def volume_preprocess(labels: Sequence[int] | str, roi_size: Sequence[int], axco
             the label to uint8; :class:`RandAxialSlicesd` casts slices back to float32.
         slice_index: append :class:`SliceAxisFirstd` (axial axis first, contiguous) and
             :class:`SliceIndexd`, for :func:`slice_sampling` (which then slices along axis 0).
+        modalities: number of image files (channels) per case.
+        label_values: the values a label file may hold (``None``: not checked).
     """
     keys = [image_key, label_key]
     out = [
-        LoadVolumed(keys),
+        LoadVolumed(keys, modalities=modalities, label_keys=[label_key], label_values=label_values),
         EnsureChannelFirstd(keys),
         Orientationd(keys, axcodes=axcodes, labels=None),
         LeanNormalizeIntensityd(image_key, nonzero=True, channel_wise=True),
@@ -117,31 +129,33 @@ def brats2018_train_transforms(roi_size: Sequence[int] = BRATS_ROI, region: str 
                                cache_dtype: torch.dtype | str | None = None) -> Compose:
     """BraTS 2018 slice training (PATM): 4 channels (flair, t1, t1ce, t2), target enhancing
     tumour (label 4), 160×160 axial slices."""
-    return Compose(volume_preprocess(region, roi_size, cache_dtype=cache_dtype)
+    return Compose(volume_preprocess(region, roi_size, cache_dtype=cache_dtype, label_values=BRATS_LABEL_VALUES)
                    + slice_sampling(num_samples, fg_ratio, augment))
 
 
 def brats2018_eval_transforms(roi_size: Sequence[int] = BRATS_ROI, region: str = "ET") -> Compose:
     """BraTS 2018 evaluation: cropped, normalised 4-channel volumes and the binary target."""
-    return Compose(volume_preprocess(region, roi_size, slice_index=False) + [EnsureTyped(list(KEYS))])
+    return Compose(volume_preprocess(region, roi_size, slice_index=False, label_values=BRATS_LABEL_VALUES)
+                   + [EnsureTyped(list(KEYS))])
 
 
 def isles2018_train_transforms(roi_size: Sequence[int] = ISLES_ROI, num_samples: int = 4, fg_ratio: float = 0.5,
                                augment: bool = False, cache_dtype: torch.dtype | str | None = None) -> Compose:
     """ISLES 2018 slice training (PATM): 4 channels (CBF, MTT, CBV, Tmax), lesion target,
     224×224 slices."""
-    return Compose(volume_preprocess(ISLES_LESION, roi_size, cache_dtype=cache_dtype)
+    return Compose(volume_preprocess(ISLES_LESION, roi_size, cache_dtype=cache_dtype, label_values=ISLES_LABEL_VALUES)
                    + slice_sampling(num_samples, fg_ratio, augment))
 
 
 def isles2018_eval_transforms(roi_size: Sequence[int] = ISLES_ROI) -> Compose:
     """ISLES 2018 evaluation: cropped, normalised 4-channel volumes and the lesion."""
-    return Compose(volume_preprocess(ISLES_LESION, roi_size, slice_index=False) + [EnsureTyped(list(KEYS))])
+    return Compose(volume_preprocess(ISLES_LESION, roi_size, slice_index=False, label_values=ISLES_LABEL_VALUES)
+                   + [EnsureTyped(list(KEYS))])
 
 
 def _image_2d(label_loader, image_size: Sequence[int], train: bool, augment: bool, label_scale: bool) -> Compose:
     keys = list(KEYS)
-    out: list = [LoadImaged("image", reader="PILReader", image_only=True), label_loader,
+    out: list = [LoadImage2Dd("image"), label_loader,
                  EnsureChannelFirstd(keys if label_scale else "image"), EnsureRGBd("image"),
                  ScaleIntensityRanged("image", a_min=0.0, a_max=255.0, b_min=0.0, b_max=1.0, clip=True)]
     if label_scale:
@@ -156,9 +170,9 @@ def _image_2d(label_loader, image_size: Sequence[int], train: bool, augment: boo
 
 
 def isic2018_transforms(train: bool = True, image_size: Sequence[int] = IMAGE_SIZE_2D, augment: bool = False) -> Compose:
-    """ISIC 2018 (FocusNet++): RGB in [0, 1] and 0/255 mask, resized to 256×256 with
-    anti-aliasing, mask binarised at 0.5."""
-    return _image_2d(LoadImaged("label", reader="PILReader", image_only=True), image_size, train, augment, True)
+    """ISIC 2018 (FocusNet++): RGB in [0, 1] and 0/255 mask (other mask values are refused),
+    resized to 256×256 with anti-aliasing, mask binarised at 0.5."""
+    return _image_2d(LoadImage2Dd("label", label_values=ISIC_MASK_VALUES), image_size, train, augment, True)
 
 
 def dsb2018_transforms(train: bool = True, image_size: Sequence[int] = IMAGE_SIZE_2D, augment: bool = False) -> Compose:

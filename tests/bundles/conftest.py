@@ -12,10 +12,14 @@ ROOT = Path(__file__).resolve().parents[2]
 BUNDLES = ROOT / "bundles"
 
 
+CLI_ENV = {"OMP_NUM_THREADS": "2", "PYTHONWARNINGS": "ignore"}
+
+
 def run_cli(args: list[str], cwd: Path | None = None, timeout: int = 600, check: bool = True,
-            module: str = "monai.bundle") -> subprocess.CompletedProcess:
-    """Run ``python -m <module> args...`` (the real CLI) and fail with its output tail on error."""
-    env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONWARNINGS": "ignore"}
+            module: str = "monai.bundle", env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m <module> args...`` (the real CLI) and fail with its output tail on error.
+    ``env`` adds to (or replaces) the environment variables, e.g. ``{"OMP_NUM_THREADS": "1"}``."""
+    env = {**os.environ, **CLI_ENV, **(env or {})}
     cmd = [sys.executable, "-m", module, *args]
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
@@ -23,15 +27,28 @@ def run_cli(args: list[str], cwd: Path | None = None, timeout: int = 600, check:
     return proc
 
 
-def bundle_run(bundle: str, configs: list[str], bundle_root: Path, overrides: dict, **kw) -> subprocess.CompletedProcess:
-    """``python -m monai.bundle run`` with the bundle's configs (merged left to right) and overrides."""
+def bundle_args(bundle: str, configs: list[str], bundle_root: Path, overrides: dict) -> list[str]:
+    """The arguments of ``python -m monai.bundle`` for ``run`` with the bundle's configs and overrides."""
     files = [str(BUNDLES / bundle / "configs" / c) for c in configs]
     config_arg = files[0] if len(files) == 1 else "[" + ",".join(repr(f) for f in files) + "]"
     args = ["run", "--config_file", config_arg, "--meta_file", str(BUNDLES / bundle / "configs" / "metadata.json"),
             "--logging_file", str(BUNDLES / bundle / "configs" / "logging.conf"), "--bundle_root", str(bundle_root)]
     for key, value in overrides.items():
         args += [f"--{key}", str(value)]
-    return run_cli(args, **kw)
+    return args
+
+
+def bundle_run(bundle: str, configs: list[str], bundle_root: Path, overrides: dict, **kw) -> subprocess.CompletedProcess:
+    """``python -m monai.bundle run`` with the bundle's configs (merged left to right) and overrides."""
+    return run_cli(bundle_args(bundle, configs, bundle_root, overrides), **kw)
+
+
+def bundle_popen(bundle: str, configs: list[str], bundle_root: Path, overrides: dict, log: Path,
+                 env: dict | None = None) -> subprocess.Popen:
+    """Start ``python -m monai.bundle run`` in the background, its output going to ``log``."""
+    cmd = [sys.executable, "-m", "monai.bundle", *bundle_args(bundle, configs, bundle_root, overrides)]
+    with open(log, "w") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **CLI_ENV, **(env or {})})
 
 
 @pytest.fixture(scope="session")
@@ -59,6 +76,8 @@ class _CLI:
     bundles = BUNDLES
     run = staticmethod(run_cli)
     bundle_run = staticmethod(bundle_run)
+    bundle_args = staticmethod(bundle_args)
+    bundle_popen = staticmethod(bundle_popen)
 
 
 @pytest.fixture(scope="session")
