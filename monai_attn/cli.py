@@ -141,8 +141,55 @@ def run_report(args) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------------------------- reproduce
+def add_reproduce(sub) -> None:
+    p = sub.add_parser(
+        "reproduce", help="train and evaluate the papers' networks over seeds/folds; write the paper's table",
+        description="Check the raw dataset and write its datalist once, then train and evaluate every "
+                    "(network, seed, fold) cell through the dataset's bundle (real `python -m monai.bundle run` "
+                    "subprocesses; torchrun with --gpus N > 1) and write OUT/table.md and OUT/table.csv in the "
+                    "paper's layout. Rerunning continues: finished cells are skipped, killed trainings resume. "
+                    "Exit codes: 0 every cell finished, 1 the data failed the integrity check, 2 usage error, "
+                    "3 some cells failed (the others still ran; see OUT/failures.json), 130 interrupted. "
+                    "See docs/reproducing.md.")
+    p.add_argument("dataset", choices=DATASETS, help="dataset name (picks the paper and the bundle)")
+    p.add_argument("--root", required=True, help="raw dataset folder, as downloaded (or a `monai-attn synth` cohort)")
+    p.add_argument("--networks", default=None,
+                   help="comma-separated network names (PATM: unet,wunet,aunet,cscunet,cbamunet,gcnunet,fpa,rfna, "
+                        "the default, or d6unet,d9unet; FocusNet++: focusnetpp, the default, or a PATM name as a "
+                        "baseline)")
+    p.add_argument("--seeds", type=int, default=3, help="training seeds 0..N-1 per network and fold (default 3)")
+    p.add_argument("--folds", default=None, help="brats2018: 'all' (default, 5 folds) or comma-separated folds, e.g. 0,1")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the bundle's, i.e. the paper's)")
+    p.add_argument("--out", default=None, help="output folder (default reproduce_<dataset>)")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: the bundle's, cuda:0 if available)")
+    p.add_argument("--gpus", type=int, default=1,
+                   help="GPUs per training; N > 1 trains through torchrun with multi_gpu_train.json (default 1)")
+    p.add_argument("--jobs", type=int, default=1, help="cells run at the same time (default 1)")
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="bundle config override for every cell, repeatable, e.g. --override roi_size=[96,96]")
+    p.add_argument("--checkpoint", choices=("best", "last"), default=None,
+                   help="checkpoint to evaluate: best on validation, or the last epoch's (default: last for "
+                        "brats2018, whose validation split is the held-out fold; best otherwise)")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the paper's data split (default 0)")
+    kind = p.add_mutually_exclusive_group()
+    kind.add_argument("--synthetic", action="store_true", help="treat the data as synthetic (no paper columns)")
+    kind.add_argument("--real", action="store_true", help="treat the data as the real dataset (paper columns)")
+    p.add_argument("--skip-bad", action="store_true", help="leave out cases that fail the integrity check")
+    p.add_argument("--workers", type=int, default=0, help="processes for the integrity check (default 0)")
+    p.add_argument("--timeout", type=float, default=None, help="seconds allowed per bundle command (default none)")
+    p.add_argument("--dry-run", action="store_true", help="print the commands that would run; run nothing")
+    p.set_defaults(func=run_reproduce)
+
+
+def run_reproduce(args) -> int:
+    from .reproduce import run_from_args
+
+    return run_from_args(args)
+
+
 #: subcommand declarations, in help order; each adds a parser whose ``func`` runs it
-SUBCOMMANDS: list[Callable] = [add_prepare, add_verify, add_synth, add_report]
+SUBCOMMANDS: list[Callable] = [add_prepare, add_verify, add_synth, add_report, add_reproduce]
 
 
 def build_parser() -> argparse.ArgumentParser:
