@@ -6,13 +6,16 @@ Subcommands::
                        [--seed 0] [--folds 5] [--skip-bad] [--workers N] [--absolute-paths]
     monai-attn verify  {isic2018,...} --root RAW [--workers N] [--json report.json]
     monai-attn synth   {isic2018,...} --out DIR --cases N [--seed 0] [--shape ...] [--lgg N]
+    monai-attn report  RUN_DIR
+    monai-attn reproduce {isic2018,...} --root RAW [--networks fpa,unet] [--seeds 3] [--epochs E]
+                       [--out DIR] [--device cuda] [--gpus N] [--dry-run]
 
 Each subcommand is a pair of functions: ``add_<name>(subparsers)`` declares its arguments and
 sets ``func`` to ``run_<name>(args) -> int``. To add one, write the pair and append the
 ``add_`` function to :data:`SUBCOMMANDS`.
 
 Exit codes: 0 success, 1 the data failed the integrity check, 2 usage error (bad arguments,
-missing root).
+missing root), 3 (``reproduce``) some cells failed while the others finished.
 """
 from __future__ import annotations
 

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from .data import get_adapter, write_json_atomic
+from .data.synthetic import SYNTHETIC_MARKER
 from .metrics import REPORT_METRICS, read_report_json
 from .networks import MISTAKES_PRESETS
 from .workflows import latest_checkpoint
@@ -629,7 +630,6 @@ def network_cost(task: Task, network: str, overrides: dict[str, str] | None = No
 
 
 # ------------------------------------------------------------------------------------ real or synthetic
-SYNTHETIC_MARKER = ".monai_attn_synthetic"
 
 
 def detect_synthetic(task: Task, datalist: dict, root: Path) -> tuple[bool, str]:

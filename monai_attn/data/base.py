@@ -46,7 +46,8 @@ PathList = Union[Path, list]
 
 #: Files that come with the official downloads (or with the operating system) and are ignored silently.
 KNOWN_EXTRA_NAMES = frozenset(
-    {".DS_Store", "Thumbs.db", "desktop.ini", "LICENSE.txt", "ATTRIBUTION.txt", "README.txt", "README.md"}
+    {".DS_Store", "Thumbs.db", "desktop.ini", "LICENSE.txt", "ATTRIBUTION.txt", "README.txt", "README.md",
+     ".monai_attn_synthetic"}  # the last: the marker `monai-attn synth` leaves
 )
 
 

@@ -16,6 +16,7 @@ from .isles2018 import synth_isles2018, synth_isles_case
 
 __all__ = [
     "SYNTHESIZERS",
+    "SYNTHETIC_MARKER",
     "synthesize",
     "synth_brats2018",
     "synth_brats_case",
@@ -37,6 +38,10 @@ SYNTHESIZERS: dict[str, Callable[..., Path]] = {
 }
 
 
+#: empty-ish file that :func:`synthesize` leaves in the cohort root
+SYNTHETIC_MARKER = ".monai_attn_synthetic"
+
+
 def synthesize(dataset: str, out: str | Path, cases: int, seed: int = 0, shape: Sequence[int] | None = None,
                **kwargs) -> Path:
     """Write a synthetic cohort of ``dataset`` (one of :data:`SYNTHESIZERS`) under ``out``."""
@@ -44,4 +49,7 @@ def synthesize(dataset: str, out: str | Path, cases: int, seed: int = 0, shape: 
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(SYNTHESIZERS)}")
     if cases < 1:
         raise ValueError(f"cases must be >= 1, got {cases}")
-    return SYNTHESIZERS[dataset](out, cases=cases, seed=seed, shape=shape, **kwargs)
+    root = SYNTHESIZERS[dataset](out, cases=cases, seed=seed, shape=shape, **kwargs)
+    # lets tools (``monai-attn reproduce``) tell a synthetic cohort from the real dataset
+    (Path(out) / SYNTHETIC_MARKER).write_text(f"synthetic {dataset} cohort written by monai-attn synth (seed {seed})\n")
+    return root
