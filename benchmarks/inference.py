@@ -16,9 +16,9 @@ not depend on the network running at the same speed in both runs (on a shared ma
 Peak memory: a separate process runs the same path (``BatchedSliceInferer``, ``FPAUNet(2, 1, 1)``,
 ``sw_batch_size`` 8, CPU) on a single-channel 512×512×300 volume (int16 NIfTI, CT-like) and reports
 its peak resident set (``VmHWM``, per stage), which includes the Python/PyTorch/MONAI baseline
-(reported too). By default the path normalises with ``monai_attn.transforms.LeanNormalizeIntensityd``;
-MONAI's ``NormalizeIntensityd`` (the bundles' current preprocessing) is measured on its own for
-comparison (``--memory-normalize monai`` runs the whole path with it).
+(reported too). The path normalises as the bundles do, with ``monai_attn.transforms.LeanNormalizeIntensityd``;
+MONAI's ``NormalizeIntensityd`` is measured on its own for comparison (``--memory-normalize monai``
+runs the whole path with it).
 
     python benchmarks/inference.py --out bench_output/inference.json
     python benchmarks/inference.py --threads 1 --sw-batch-size 8 --out bench_output/inference.json
@@ -85,42 +85,22 @@ def write_ct_volume(folder: Path, shape=(512, 512, 300), seed: int = 0) -> str:
     return str(path)
 
 
-def preprocessing(roi=ROI, lean: bool = False):
-    """The bundle's preprocessing; ``lean`` swaps MONAI's ``NormalizeIntensityd`` for
-    :class:`monai_attn.transforms.LeanNormalizeIntensityd` (same result, a fraction of the memory)."""
-    pre = _bundle_preprocessing(roi)
-    if lean:
-        from monai.transforms import NormalizeIntensityd
+def preprocessing(roi=ROI, lean: bool = True):
+    """The bundles' preprocessing (``monai_attn.workflows.volume_inference_preprocessing``, which normalises
+    with :class:`monai_attn.transforms.LeanNormalizeIntensityd`); ``lean=False`` swaps in MONAI's
+    ``NormalizeIntensityd`` (same result, several times the memory) for comparison."""
+    from monai.transforms import NormalizeIntensityd
 
-        from monai_attn.transforms import LeanNormalizeIntensityd
+    from monai_attn.transforms import LeanNormalizeIntensityd
+    from monai_attn.workflows import volume_inference_preprocessing
 
+    pre = volume_inference_preprocessing(roi)
+    if not lean:
         pre.transforms = tuple(
-            LeanNormalizeIntensityd(t.keys, nonzero=t.normalizer.nonzero, channel_wise=t.normalizer.channel_wise)
-            if isinstance(t, NormalizeIntensityd) else t for t in pre.transforms
+            NormalizeIntensityd(t.keys, nonzero=t.normalizer.nonzero, channel_wise=t.normalizer.channel_wise)
+            if isinstance(t, LeanNormalizeIntensityd) else t for t in pre.transforms
         )
     return pre
-
-
-def _bundle_preprocessing(roi):
-    try:
-        from monai_attn.workflows import volume_inference_preprocessing
-
-        return volume_inference_preprocessing(roi)
-    except ImportError:  # pragma: no cover - the bundle helpers are not there (yet)
-        from monai.transforms import (
-            Compose,
-            EnsureChannelFirstd,
-            EnsureTyped,
-            NormalizeIntensityd,
-            Orientationd,
-            ResizeWithPadOrCropd,
-        )
-
-        from monai_attn.transforms import LoadVolumed
-
-        return Compose([LoadVolumed("image"), EnsureChannelFirstd("image"), Orientationd("image", axcodes="RAS"),
-                        NormalizeIntensityd("image", nonzero=True, channel_wise=True),
-                        ResizeWithPadOrCropd("image", spatial_size=(*roi, -1)), EnsureTyped("image")])
 
 
 def postprocessing(pre, output_dir: str):
@@ -169,7 +149,7 @@ def _now() -> tuple[float, float]:
     return time.perf_counter(), time.process_time()
 
 
-def end_to_end(image, net, inferer, output_dir: str, roi=ROI, lean: bool = False, peaks: dict | None = None,
+def end_to_end(image, net, inferer, output_dir: str, roi=ROI, lean: bool = True, peaks: dict | None = None,
                preprocess_only: bool = False) -> dict:
     """Run the whole path once; returns the wall seconds of each stage and the total CPU seconds. With
     ``peaks``, each stage's peak resident memory (MiB) is stored there."""
@@ -285,8 +265,8 @@ def memory_child(args) -> None:
 
 
 def run_memory(args) -> list[dict]:
-    """The whole path with the lean normalisation, and the bundle's current preprocessing (MONAI's
-    NormalizeIntensityd) alone, each in its own process."""
+    """The whole path as the bundles run it (lean normalisation), and the same preprocessing with MONAI's
+    NormalizeIntensityd alone for comparison, each in its own process."""
     runs = [(args.memory_normalize, False)]
     if args.memory_normalize == "lean":
         runs.append(("monai", True))

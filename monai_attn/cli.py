@@ -6,7 +6,7 @@ Subcommands::
                        [--seed 0] [--folds 5] [--skip-bad] [--workers N] [--absolute-paths]
     monai-attn verify  {isic2018,...} --root RAW [--workers N] [--json report.json]
     monai-attn synth   {isic2018,...} --out DIR --cases N [--seed 0] [--shape ...] [--lgg N]
-    monai-attn report  RUN_DIR
+    monai-attn report  RUN_DIR [--screenshot report.png]
     monai-attn reproduce {isic2018,...} --root RAW [--networks fpa,unet] [--seeds 3] [--epochs E]
                        [--out DIR] [--device cuda] [--gpus N] [--dry-run]
 
@@ -134,13 +134,15 @@ def run_synth(args) -> int:
 def add_report(sub) -> None:
     p = sub.add_parser("report", help="write RUN_DIR/report.md (metrics, curves, overlays) for a bundle run")
     p.add_argument("run_dir", help="the --bundle_root of a bundle run (with eval/ from train.json and evaluate.json)")
+    p.add_argument("--screenshot", default=None, metavar="PNG",
+                   help="also render the report's tables, curves and overlays into one PNG")
     p.set_defaults(func=run_report)
 
 
 def run_report(args) -> int:
     from .reporting import write_run_report
 
-    _out(f"report: {write_run_report(args.run_dir)}")
+    _out(f"report: {write_run_report(args.run_dir, screenshot=args.screenshot)}")
     return EXIT_OK
 
 

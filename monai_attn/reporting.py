@@ -3,6 +3,8 @@
 ``monai-attn report RUN_DIR`` works on any bundle run folder (the ``--bundle_root`` of a run): it reads
 ``eval/metrics.json`` (written by ``evaluate.json``), the TensorBoard logs under ``eval/`` and the
 overlay PNGs in ``eval/overlays/``, and writes ``RUN_DIR/report.md`` plus ``RUN_DIR/curves.png``.
+:func:`render_screenshot` draws a report (tables, curves, overlays) into one PNG, e.g. the README's
+``docs/images/report.png`` from ``demo_output``.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 from .metrics import read_report_json
 from .visualize import plot_curves, read_scalars
 
-__all__ = ["metrics_table", "run_section", "write_run_report", "build_report"]
+__all__ = ["metrics_table", "run_section", "write_run_report", "build_report", "dsb_verdict", "render_screenshot"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +63,9 @@ def run_section(run_dir: str | Path, title: str, rel_to: str | Path, extra_rows:
     return "\n".join(parts)
 
 
-def write_run_report(run_dir: str | Path) -> Path:
-    """``monai-attn report RUN_DIR``: write ``RUN_DIR/report.md`` for one bundle run."""
+def write_run_report(run_dir: str | Path, screenshot: str | Path | None = None) -> Path:
+    """``monai-attn report RUN_DIR``: write ``RUN_DIR/report.md`` for one bundle run (and, with
+    ``screenshot``, a PNG picture of it: :func:`render_screenshot`)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{run_dir}: run folder not found (pass a bundle run's --bundle_root)")
@@ -71,35 +74,170 @@ def write_run_report(run_dir: str | Path) -> Path:
     path = run_dir / "report.md"
     text = f"# Report: {run_dir.name}\n\n" + run_section(run_dir, run_dir.name, run_dir)
     path.write_text(text)
+    if screenshot is not None:
+        render_screenshot(run_dir, screenshot)
     return path
 
 
-def build_report(out: str | Path, timings: dict, settings: dict) -> Path:
-    """The demo's ``report.md``: BraTS-like volumes (FPA) and the real DSB image (FocusNet++-lite vs Otsu)."""
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    return str(value)
+
+
+def dsb_verdict(model_dice: float, otsu_dice: float) -> str:
+    """The demo's sentence comparing the trained network with the Otsu baseline on the DSB test half."""
+    head = f"DSB test half: trained FocusNet++-lite Dice **{model_dice:.3f}**, Otsu baseline Dice **{otsu_dice:.3f}**."
+    if model_dice > otsu_dice:
+        return f"{head} The trained network beats the Otsu baseline."
+    return (f"{head} The trained network does **not** beat the Otsu baseline in this run: a few dozen CPU steps on "
+            "crops of one image are far from the paper's 540 training images and 50 epochs, while this evenly lit "
+            "image suits a global threshold (see `demo.log`, and train longer with `--dsb-epochs`).")
+
+
+def build_report(out: str | Path, timings: dict, settings: dict, overrides: dict | None = None,
+                 notes: dict | None = None) -> Path:
+    """The demo's ``report.md``: BraTS-like volumes (FPA) and the real DSB image (FocusNet++-lite vs Otsu).
+
+    Sections whose run folder (``out/brats/run``, ``out/dsb/run``) is missing are left out; ``overrides``
+    (``{bundle: {key: value}}``) and ``notes`` (``{bundle: text}``) list the demo's departures from the
+    bundles' defaults.
+    """
     out = Path(out)
-    otsu = out / "dsb" / "otsu_metrics.json"
-    extra = {"Otsu threshold (same test half)": _class_summary(otsu)} if otsu.is_file() else {}
-    dsb_summary = _class_summary(out / "dsb" / "run" / "eval" / "metrics.json")
-    model_dice = dsb_summary["dice"]["mean"]
-    otsu_dice = extra["Otsu threshold (same test half)"]["dice"]["mean"] if extra else float("nan")
-    verdict = ("The trained network beats the Otsu baseline." if model_dice > otsu_dice else
-               "The trained network does **not** beat the Otsu baseline here: a few CPU epochs on 24 crops of "
-               "one image are far from the paper's 540 training images and 50 epochs, while this bright, "
-               "evenly lit image is close to ideal for a global threshold.")
     lines = [
         "# monai_attn demo report", "",
         "Everything below ran on this machine's CPU through the real bundles "
         "(`python -m monai.bundle run`). Sizes and epochs are chosen for a ~10 minute budget: "
         "**nothing here claims paper-level accuracy.**", "",
-        "| setting | value |", "|---|---|",
-        *[f"| {k} | {v} |" for k, v in settings.items()],
-        *[f"| time: {k} | {v:.0f} s |" for k, v in timings.items()], "",
-        run_section(out / "brats" / "run", "BraTS-like synthetic volumes: FPA U-Net, held-out fold, volumetric "
-                    "inference", out),
-        run_section(out / "dsb" / "run", "Real DSB 2018 image: FocusNet++-lite, trained on the left half, "
-                    "tested on the right half", out, extra_rows=extra),
-        f"DSB test half: trained model Dice {model_dice:.3f}, Otsu baseline Dice {otsu_dice:.3f}. {verdict}", "",
     ]
+    dsb_line = None
+    dsb_metrics = out / "dsb" / "run" / "eval" / "metrics.json"
+    otsu = out / "dsb" / "otsu_metrics.json"
+    if dsb_metrics.is_file() and otsu.is_file():
+        dsb_line = dsb_verdict(_class_summary(dsb_metrics)["dice"]["mean"], _class_summary(otsu)["dice"]["mean"])
+        lines += [dsb_line, ""]
+    lines += ["| setting | value |", "|---|---|", *[f"| {k} | {_fmt(v)} |" for k, v in settings.items()],
+              *[f"| time: {k} | {v:.0f} s |" for k, v in timings.items()], ""]
+    for bundle, values in (overrides or {}).items():
+        lines += [f"Overrides of `{bundle}` (command line of `python -m monai.bundle run`): "
+                  + ", ".join(f"`--{k} {_fmt(v)}`" for k, v in values.items()) + ".", ""]
+        if notes and notes.get(bundle):
+            lines += [notes[bundle], ""]
+    for run_dir, title, extra in report_sections(out):
+        lines.append(run_section(run_dir, title, out, extra_rows=extra))
+        if dsb_line and run_dir == out / "dsb" / "run":
+            lines += [dsb_line, ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
+    return path
+
+
+DEMO_TITLES = {
+    "brats": "BraTS-like synthetic volumes: FPA U-Net, held-out fold, volumetric inference",
+    "dsb": "Real DSB 2018 image: FocusNet++-lite, trained on the left half, tested on the right half",
+}
+
+
+def report_sections(folder: str | Path) -> list[tuple[Path, str, dict]]:
+    """``(run_dir, title, extra_rows)`` of each run shown by a report of ``folder``: a bundle run folder
+    (one with ``eval/``) is one section; a demo output folder has ``brats/run`` and ``dsb/run`` (the latter
+    with the Otsu baseline's row)."""
+    folder = Path(folder)
+    if (folder / "eval").is_dir():
+        return [(folder, folder.name, {})]
+    sections = []
+    for part, title in DEMO_TITLES.items():
+        run = folder / part / "run"
+        if run.is_dir():
+            otsu = folder / part / "otsu_metrics.json"
+            extra = {"Otsu threshold (same test half)": _class_summary(otsu)} if otsu.is_file() else {}
+            sections.append((run, title, extra))
+    return sections
+
+
+def _table_cells(summaries: dict[str, dict], metrics=tuple(_LABELS)) -> tuple[list[str], list[list[str]]]:
+    header = ["", "cases", *[_LABELS[m] for m in metrics]]
+    rows = []
+    for name, summary in summaries.items():
+        n = max((int(summary[m].get("n", 0)) for m in metrics if m in summary), default=0)
+        cells = [name, str(n)]
+        for m in metrics:
+            v = summary.get(m)
+            cells.append("—" if not v or v.get("mean") is None else f"{v['mean']:.3f}")
+        rows.append(cells)
+    return header, rows
+
+
+def render_screenshot(folder: str | Path, path: str | Path, max_overlays: int = 2, dpi: int = 72) -> Path:
+    """Draw a report into one PNG: per section (see :func:`report_sections`) its metrics table (means), its
+    training curves and its first ``max_overlays`` overlays. Reproducible from a run's (or the demo's)
+    output folder, e.g. ``render_screenshot("demo_output", "docs/images/report.png")``.
+
+    Curves are (re)drawn from the TensorBoard logs like :func:`run_section` does; sections without
+    metrics, curves or overlays leave them out. Raises ``FileNotFoundError`` when ``folder`` holds no run.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    folder = Path(folder)
+    sections = report_sections(folder)
+    if not sections:
+        raise FileNotFoundError(f"{folder}: neither a bundle run folder (with eval/) nor a demo output folder")
+    panels = []  # (title, table or None, curves image or None, [overlay images])
+    for run_dir, title, extra in sections:
+        metrics_json = run_dir / "eval" / "metrics.json"
+        table = _table_cells({"model": _class_summary(metrics_json), **extra}) if metrics_json.is_file() else None
+        curves = plot_curves(read_scalars(run_dir / "eval"), run_dir / "curves.png", title=title)
+        overlays = sorted((run_dir / "eval" / "overlays").glob("*.png"))[:max_overlays]
+        panels.append((title, table, Image.open(curves).convert("RGB") if curves else None,
+                       [Image.open(p).convert("RGB") for p in overlays]))
+
+    # one row per block: heights in inches at a 12-inch width
+    width = 12.0
+    blocks: list[tuple[str, object, float]] = []
+    for title, table, curves, overlays in panels:
+        blocks.append(("title", title, 0.45))
+        if table:
+            blocks.append(("table", table, 0.3 * (len(table[1]) + 1) + 0.1))
+        if curves is not None:
+            blocks.append(("image", curves, width * curves.height / curves.width))
+        if overlays:
+            blocks.append(("overlays", overlays, min(3.2, width / len(overlays) * max(o.height / o.width for o in overlays))))
+    blocks.insert(0, ("heading", "monai_attn report (overlays: image | truth | true positives green, "
+                      "false positives red, false negatives blue)", 0.5))
+    heights = [h for _, _, h in blocks]
+    fig = plt.figure(figsize=(width, sum(heights)))
+    grid = fig.add_gridspec(len(blocks), 1, height_ratios=heights, hspace=0.05, left=0.01, right=0.99, top=0.99,
+                            bottom=0.01)
+    for i, (kind, content, _) in enumerate(blocks):
+        if kind == "overlays":
+            sub = grid[i].subgridspec(1, len(content), wspace=0.02)
+            for j, img in enumerate(content):
+                ax = fig.add_subplot(sub[j])
+                ax.imshow(img, interpolation="nearest")
+                ax.axis("off")
+            continue
+        ax = fig.add_subplot(grid[i])
+        ax.axis("off")
+        if kind in ("heading", "title"):
+            ax.text(0.0, 0.5, content, fontsize=13 if kind == "heading" else 12, weight="bold", va="center")
+        elif kind == "table":
+            header, rows = content
+            first = 0.24
+            widths = [first] + [(1 - first) / (len(header) - 1)] * (len(header) - 1)
+            tab = ax.table(cellText=rows, colLabels=header, colWidths=widths, loc="center", cellLoc="center")
+            tab.auto_set_font_size(False)
+            tab.set_fontsize(10)
+            tab.scale(1, 1.2)
+        else:
+            ax.imshow(content, interpolation="antialiased")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
     return path
