@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Hashable, Iterable, Mapping, Sequence
+from typing import Callable, Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -66,6 +66,20 @@ def _value_problem(arr: np.ndarray, allowed: Iterable[float], what: str) -> str 
     return value_problem(arr[bad], allowed, what)
 
 
+def _read_error(paths: Mapping[Hashable, list[str]], error: BaseException,
+                read: Callable[[str], object]) -> BadInputError:
+    """The error for a failed ``LoadImaged`` call: re-read the item's files one by one with ``read`` and
+    name the first that fails; the loader's own error when each reads on its own."""
+    for files in paths.values():
+        for f in files:
+            try:
+                read(f)
+            except Exception as e:  # noqa: BLE001
+                return _cannot_read(f, e)
+    return BadInputError(", ".join(f for fs in paths.values() for f in fs),
+                         f"cannot load ({type(error).__name__}: {str(error)[:300]})")
+
+
 class LoadVolumed(LoadImaged):
     """:class:`monai.transforms.LoadImaged` that reads ``.nii``/``.nii.gz`` with ``NibabelReader``
     and every other format (NRRD, MHA, NRRD series, ...) with ``ITKReader``, and checks what it reads.
@@ -113,7 +127,9 @@ class LoadVolumed(LoadImaged):
         try:
             d = super().__call__(d, reader)
         except Exception as e:  # noqa: BLE001 - turned into a message naming the file
-            raise self._read_error(paths, e) from e
+            from monai_attn.data.checks import read_volume
+
+            raise _read_error(paths, e, lambda f: read_volume(f, data=True)) from e
         for key, files in paths.items():
             self._check_content(key, d[key], files)
         return d
@@ -150,19 +166,6 @@ class LoadVolumed(LoadImaged):
                         f"shape {geom.shape} differs from {Path(ref[0]).name}'s {ref[1].shape}"]
                 if found:
                     raise BadInputError(f, "; ".join(found) + " (all files of a case must share one voxel grid)")
-
-    @staticmethod
-    def _read_error(paths: Mapping[Hashable, list[str]], error: BaseException) -> BadInputError:
-        from monai_attn.data.checks import read_volume
-
-        for files in paths.values():
-            for f in files:
-                try:
-                    read_volume(f, data=True)
-                except Exception as e:  # noqa: BLE001
-                    return _cannot_read(f, e)
-        return BadInputError(", ".join(f for fs in paths.values() for f in fs),
-                             f"cannot load ({type(error).__name__}: {str(error)[:300]})")
 
     def _check_content(self, key: Hashable, image, files: list[str]) -> None:
         from monai_attn.data.checks import finite_problem, zero_problem
@@ -211,17 +214,10 @@ class LoadImage2Dd(LoadImaged):
                 check_image_2d_file(f)
         try:
             d = super().__call__(d, reader)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - turned into a message naming the file
             from monai_attn.data.checks import read_image_2d
 
-            for files in paths.values():
-                for f in files:
-                    try:
-                        read_image_2d(f)
-                    except Exception as e2:  # noqa: BLE001
-                        raise _cannot_read(f, e2) from e
-            raise BadInputError(", ".join(f for fs in paths.values() for f in fs),
-                                f"cannot load ({type(e).__name__}: {str(e)[:300]})") from e
+            raise _read_error(paths, e, read_image_2d) from e
         for key, files in paths.items():
             if key in self.label_keys and self.label_values is not None:
                 msg = _value_problem(_as_numpy(d[key]), self.label_values, "mask")
