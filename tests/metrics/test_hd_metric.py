@@ -13,14 +13,6 @@ from monai.metrics import HausdorffDistanceMetric
 from monai_attn.metrics import HausdorffMetric, hausdorff_distance
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def blobs(seed: int, n: int, shape, level: float = 0.0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     coarse = torch.randn((n, 1, *[max(2, s // 4) for s in shape]), generator=g)

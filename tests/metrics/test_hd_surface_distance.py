@@ -32,15 +32,6 @@ def monai_hd(p, t, **kw) -> torch.Tensor:
         return compute_hausdorff_distance(p.float(), t.float(), **kw)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # many small tensor ops: on a shared 2-core machine one thread is several times faster
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 SPACINGS_2D = [None, (1.0, 2.5), (0.7, 0.7)]
 SPACINGS_3D = [None, (0.8, 1.3, 3.0), (2.0, 1.0, 1.0)]
 

@@ -20,15 +20,6 @@ from monai_attn.metrics import (
     spacing_from_meta,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 SPACING = (2.0, 0.5)
 
 

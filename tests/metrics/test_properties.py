@@ -17,14 +17,6 @@ BOX = {2: (7, 8), 3: (5, 4, 4)}  # size of the region the random masks are drawn
 MARGIN = 3  # free voxels around that region, room for translations that never reach the image border
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @st.composite
 def mask_pairs(draw):
     """Two random masks (either may be empty) in a small box, the box's dimensionality, and a canvas offset."""

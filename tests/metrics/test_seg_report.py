@@ -20,14 +20,6 @@ from monai_attn.metrics import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def known_case():
     """4 x 5 image: gt 6 pixels, pred 5 pixels, 3 shared -> TP 3, FP 2, FN 3, TN 12."""
     gt = torch.zeros(1, 1, 4, 5)
