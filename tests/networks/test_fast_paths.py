@@ -88,6 +88,28 @@ def test_fused_block_equals_reference(dims, cin, cout, kwargs):
     torch.testing.assert_close(block(x).detach(), reference, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("dims, cin, cout", [(2, 16, 8), (2, 8, 8), (3, 8, 4)])
+def test_forward_upsampled_equals_upsample_then_block(dims, cin, cout):
+    # the inference path runs the point-wise prefix before the nearest upsampling (FocusNet++'s decoder)
+    torch.manual_seed(0)
+    block = ResidualGroupAttentionBlock(dims, cin, cout).eval()
+    _randomise(block)
+    x = torch.randn((2, cin) + (5,) * dims)
+    upsampled = F.interpolate(x, scale_factor=2.0, mode="nearest")
+    with torch.no_grad():
+        fast = block.forward_upsampled(x, 2)
+        block.fusable = False
+        reference = block(upsampled)
+        block.fusable = True
+    assert fast.shape == reference.shape == (2, cout) + (10,) * dims
+    torch.testing.assert_close(fast, reference, rtol=1e-4, atol=1e-5)
+    # with autograd the literal order runs (train-mode batch statistics see the upsampled tensor)
+    block.train()
+    torch.manual_seed(1)
+    trained = block.forward_upsampled(x, 2)
+    torch.testing.assert_close(trained, block(upsampled), rtol=1e-5, atol=1e-6)
+
+
 def test_fused_weight_cache_follows_parameter_changes():
     torch.manual_seed(0)
     block = ResidualGroupAttentionBlock(2, 8, 8).eval()

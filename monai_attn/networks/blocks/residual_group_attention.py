@@ -193,7 +193,22 @@ class ResidualGroupAttentionBlock(nn.Module):
         out = self.se(self.aggregate(h))
         return self.out_act(self.shortcut(x) + out)
 
-    def _forward_fused(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_upsampled(self, x: torch.Tensor, scale: int) -> torch.Tensor:
+        """``forward(F.interpolate(x, scale_factor=scale, mode="nearest"))``, as FocusNet++'s decoder uses it.
+
+        On the inference path the block's point-wise prefix (the 1×1 convolutions that read the input,
+        with their folded batch norms and activations) runs *before* the upsampling, on
+        ``scale ** spatial_dims`` times fewer pixels: nearest upsampling commutes with point-wise maps,
+        so the result is the same. Training keeps the literal order (batch statistics are computed on
+        the upsampled tensor).
+        """
+        if self.fusable and not self.training and not torch.is_grad_enabled():
+            return self._forward_fused(x, scale)
+        if scale != 1:
+            x = F.interpolate(x, scale_factor=float(scale), mode="nearest")
+        return self.forward(x)
+
+    def _forward_fused(self, x: torch.Tensor, upsample: int = 1) -> torch.Tensor:
         """Inference path (eval mode, no autograd): the same function in fewer, larger operations.
 
         Batch norms that follow a convolution are folded into it, the attention 1×1 convolution is
@@ -212,6 +227,9 @@ class ResidualGroupAttentionBlock(nn.Module):
         t_feat = self._conv_unary(x, w[2], w[3], 1, no_pad, "act")
         skip_features = self._conv_unary(x, w[4], w[5], 1, no_pad, "act")
         shortcut = self._conv_unary(x, w[18], w[19], 1, no_pad, "none") if self.project_shortcut else x
+        if upsample != 1:  # everything above is point-wise: upsample its (fewer-channel) results instead of x
+            t_att, t_feat = _upsample(t_att, upsample), _upsample(t_feat, upsample)
+            skip_features, shortcut = _upsample(skip_features, upsample), _upsample(shortcut, upsample)
         t_att = self._conv_unary(t_att, w[6], w[7], pairs, self.padding, "act")
         t_feat = self._conv_unary(t_feat, w[8], w[9], pairs, self.padding, "act")
         features = self._conv_add_unary(t_feat, skip_features, w[12], w[13], pairs, self.padding, "none")
@@ -347,6 +365,10 @@ class ResidualGroupAttentionBlock(nn.Module):
         if attr == "act":
             return ("leaky_relu", [self.act_slope]) if self.act_slope > 0.0 else ("relu", [])
         return attr, []
+
+
+def _upsample(x: torch.Tensor, scale: int) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=float(scale), mode="nearest")
 
 
 def _flat(weight: torch.Tensor) -> torch.Tensor:

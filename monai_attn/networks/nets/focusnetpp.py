@@ -245,8 +245,7 @@ class FocusNetPP(nn.Module):
 
         sides: list[torch.Tensor] = []
         for up_block, merge, side in zip(self.up_blocks, self.merge_convs, self.side_outputs):
-            h = F.interpolate(h, scale_factor=2.0, mode="nearest")
-            h = merge(up_block(h) + skips.pop())
+            h = merge(up_block.forward_upsampled(h, 2) + skips.pop())  # nearest ×2, then the block
             sides.append(side(h))
         out = self.fusion(torch.cat(sides, dim=1))
         if self.sigmoid_head:
