@@ -225,6 +225,10 @@ NOTES = [
     "(`mkldnn::_convolution_pointwise`, the kernels `torch.compile` emits), which saves a pass over each output; "
     "elsewhere, and in TorchScript, grouped 1×1 convolutions are one dense product with the block-diagonal matrix "
     "(PyTorch's CPU kernels split grouped 1×1 convolutions into per-group copies).",
+    "- **FocusNet++ decoder** (`ResidualGroupAttentionBlock.forward_upsampled`, inference path): each up-block's "
+    "point-wise prefix (the 1×1 convolutions that read its input, with their batch norms and activations) runs "
+    "*before* the nearest ×2 upsampling, on 4× fewer pixels; nearest upsampling commutes with point-wise maps, so "
+    "the output is the same. This lifted FocusNet++-lite's forward by 10-14% at 160² and 256².",
     "- **Channels-last on the CPU**: FocusNet++ runs its blocks in channels-last memory format (oneDNN's grouped "
     "convolutions are about twice as fast in it); `FocusNetPP(channels_last=False)` turns it off.",
     "- **FPA's dilated depth-wise convolution** runs as shifted multiply-adds for CPU inference (oneDNN's dilated "

@@ -30,7 +30,7 @@ def test_lite_loss_falls_on_real_dsb_crops():
         loss = loss_fn(logits, y)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         hybrid.append(float(loss_fn.loss(logits.detach(), y)))  # HL before the adaptive-log transform
     set_determinism(None)
     assert all(np.isfinite(losses))
