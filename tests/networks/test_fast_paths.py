@@ -88,7 +88,7 @@ def test_fused_block_equals_reference(dims, cin, cout, kwargs):
     torch.testing.assert_close(block(x).detach(), reference, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("dims, cin, cout", [(2, 16, 8), (2, 8, 8), (3, 8, 4)])
+@pytest.mark.parametrize("dims, cin, cout", [(2, 16, 8), (2, 8, 8), (2, 24, 16), (3, 8, 4)])
 def test_forward_upsampled_equals_upsample_then_block(dims, cin, cout):
     # the inference path runs the point-wise prefix before the nearest upsampling (FocusNet++'s decoder)
     torch.manual_seed(0)
@@ -96,13 +96,19 @@ def test_forward_upsampled_equals_upsample_then_block(dims, cin, cout):
     _randomise(block)
     x = torch.randn((2, cin) + (5,) * dims)
     upsampled = F.interpolate(x, scale_factor=2.0, mode="nearest")
+    cl = torch.channels_last if dims == 2 else torch.channels_last_3d
     with torch.no_grad():
         fast = block.forward_upsampled(x, 2)
+        fast_cl = block.forward_upsampled(x.contiguous(memory_format=cl), 2)
+        block.onednn_fused = False  # the plain inference path (other devices, TorchScript)
+        plain = block.forward_upsampled(x, 2)
         block.fusable = False
         reference = block(upsampled)
         block.fusable = True
+    assert block.polyphase == (dims == 2)  # 2D: the first 3×3 convolutions run at the input's resolution
     assert fast.shape == reference.shape == (2, cout) + (10,) * dims
-    torch.testing.assert_close(fast, reference, rtol=1e-4, atol=1e-5)
+    for out in (fast, fast_cl, plain):
+        torch.testing.assert_close(out, reference, rtol=1e-4, atol=1e-5)
     # with autograd the literal order runs (train-mode batch statistics see the upsampled tensor)
     block.train()
     torch.manual_seed(1)

@@ -170,6 +170,8 @@ class ResidualGroupAttentionBlock(nn.Module):
         norms += [self.shortcut[1]] if self.project_shortcut else []
         self.fusable = all(_foldable(m) for m in norms)
         self.no_padding: list[int] = [0] * spatial_dims
+        # forward_upsampled(x, 2) runs the first 3×3 convolutions at the input's resolution (2D, 3×3 kernels)
+        self.polyphase = spatial_dims == 2 and self.padding == [1, 1] and tuple(self.pre[2].weight.shape[2:]) == (3, 3)
         # oneDNN convolutions with fused post-ops (the kernels torch.compile uses on the CPU) for the
         # inference path, where the activation is a (leaky) ReLU that oneDNN can fuse
         self.onednn_fused = _ONEDNN_FUSED and self.act_slope >= 0.0
@@ -199,7 +201,9 @@ class ResidualGroupAttentionBlock(nn.Module):
         On the inference path the block's point-wise prefix (the 1×1 convolutions that read the input,
         with their folded batch norms and activations) runs *before* the upsampling, on
         ``scale ** spatial_dims`` times fewer pixels: nearest upsampling commutes with point-wise maps,
-        so the result is the same. Training keeps the literal order (batch statistics are computed on
+        so the result is the same. In 2D with ``scale=2`` the first 3×3 convolutions run at the input's
+        resolution too, producing the four output phases as channels that a pixel shuffle interleaves
+        (:func:`_polyphase_weight`). Training keeps the literal order (batch statistics are computed on
         the upsampled tensor).
         """
         if self.fusable and not self.training and not torch.is_grad_enabled():
@@ -228,10 +232,17 @@ class ResidualGroupAttentionBlock(nn.Module):
         skip_features = self._conv_unary(x, w[4], w[5], 1, no_pad, "act")
         shortcut = self._conv_unary(x, w[18], w[19], 1, no_pad, "none") if self.project_shortcut else x
         if upsample != 1:  # everything above is point-wise: upsample its (fewer-channel) results instead of x
-            t_att, t_feat = _upsample(t_att, upsample), _upsample(t_feat, upsample)
             skip_features, shortcut = _upsample(skip_features, upsample), _upsample(shortcut, upsample)
-        t_att = self._conv_unary(t_att, w[6], w[7], pairs, self.padding, "act")
-        t_feat = self._conv_unary(t_feat, w[8], w[9], pairs, self.padding, "act")
+        if upsample == 2 and self.polyphase:
+            # 3×3 convolution of a nearest-×2-upsampled tensor = one low-resolution convolution producing
+            # the four output phases as channels, then a pixel shuffle (see _polyphase_weight)
+            t_att = F.pixel_shuffle(self._conv_unary(t_att, w[-4], w[-3], pairs, self.padding, "act"), 2)
+            t_feat = F.pixel_shuffle(self._conv_unary(t_feat, w[-2], w[-1], pairs, self.padding, "act"), 2)
+        else:
+            if upsample != 1:
+                t_att, t_feat = _upsample(t_att, upsample), _upsample(t_feat, upsample)
+            t_att = self._conv_unary(t_att, w[6], w[7], pairs, self.padding, "act")
+            t_feat = self._conv_unary(t_feat, w[8], w[9], pairs, self.padding, "act")
         features = self._conv_add_unary(t_feat, skip_features, w[12], w[13], pairs, self.padding, "none")
         h = self._conv_unary(t_att, w[10], w[11], pairs, self.padding, "sigmoid").mul_(features)
         h = self._conv_unary(h, w[14], w[15], 1, no_pad, "act")
@@ -275,6 +286,9 @@ class ResidualGroupAttentionBlock(nn.Module):
             w2, b2s = _fold(_flat(sc_conv.weight), _bias(sc_conv.bias, self.out_channels, w_in), sc_bn.running_mean,
                             sc_bn.running_var, sc_bn.weight, sc_bn.bias, eps[5])
             out += [w2, b2s]
+        if self.polyphase:  # the first 3×3 convolutions applied to a nearest-×2-upsampled input
+            out += [_polyphase_weight(k1[:half]), b1c[:half].repeat_interleave(4),
+                    _polyphase_weight(k1[half:]), b1c[half:].repeat_interleave(4)]
         # matrices as 1×1 convolution weights, everything contiguous (oneDNN reorders others on every call)
         ones = [1] * self.spatial_dims
         return [(t.reshape([t.shape[0], t.shape[1]] + ones) if t.dim() == 2 else t).contiguous() for t in out]
@@ -365,6 +379,23 @@ class ResidualGroupAttentionBlock(nn.Module):
         if attr == "act":
             return ("leaky_relu", [self.act_slope]) if self.act_slope > 0.0 else ("relu", [])
         return attr, []
+
+
+def _polyphase_weight(kernel: torch.Tensor) -> torch.Tensor:
+    """3×3 weights ``(out, in, 3, 3)`` → ``(4 out, in, 3, 3)``: a convolution (padding 1) of ``x`` with the
+    result, pixel-shuffled by 2, equals the convolution of nearest-×2-upsampled ``x`` with ``kernel``.
+
+    Output channel ``4o + 2a + b`` holds output channel ``o`` at rows/columns of parity ``a``/``b``, the
+    order ``F.pixel_shuffle`` expects; grouped convolutions keep their groups (each group's outputs stay
+    contiguous). Zero padding agrees: padded upsampled rows/columns are padded low-resolution ones.
+    """
+    # r[a, u, y]: the low-resolution row offset u (-1, 0, +1 as 0, 1, 2) that kernel row y reads for output
+    # rows of parity a: output row 2i+a, tap y-1 reads upsampled row 2i+a+y-1 = low-resolution row
+    # i + floor((a+y-1)/2)
+    r = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0], [0.0, 0.0, 0.0]],
+                      [[0.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]], dtype=kernel.dtype, device=kernel.device)
+    w = torch.einsum("auy,oiyx,bvx->oabiuv", r, kernel, r)
+    return w.reshape(kernel.shape[0] * 4, kernel.shape[1], 3, 3)
 
 
 def _upsample(x: torch.Tensor, scale: int) -> torch.Tensor:
