@@ -25,7 +25,6 @@ thread the OS has descheduled, which penalises networks made of many small opera
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import random
 import sys
@@ -37,6 +36,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 from common import format_table, peak_memory_mib, reset_peak_memory, sync, write_json  # noqa: E402
+
+from monai_attn.networks.utils import count_flops  # noqa: E402
 
 SIZES = {"isic256": 256, "brats160": 160, "isles224": 224}
 NETWORKS = [
@@ -106,19 +107,6 @@ def paper_table() -> list[dict]:
                      "code": expr, "params": params, "params_with_bn_stats": params + stats,
                      "paper_params_m": paper_m, "gflop_per_image": flops / 1e9})  # fmt: skip
     return rows
-
-
-def count_flops(net: torch.nn.Module, x: torch.Tensor) -> int:
-    """Forward FLOPs of ``net`` on ``x`` (reference formulation: a train-mode copy on the meta device)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    try:
-        probe, inp = copy.deepcopy(net).to("meta").train(), x.to("meta")
-    except Exception:  # pragma: no cover - a module that cannot move to meta: count on a CPU copy
-        probe, inp = copy.deepcopy(net).cpu().train(), x.cpu()
-    with FlopCounterMode(display=False) as counter:
-        probe(inp)
-    return int(counter.get_total_flops())
 
 
 class Case:

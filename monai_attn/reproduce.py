@@ -23,7 +23,6 @@ See docs/reproducing.md.
 """
 from __future__ import annotations
 
-import copy
 import csv
 import json
 import logging
@@ -72,7 +71,6 @@ __all__ = [
     "evaluate_command",
     "cell_grid",
     "cell_stage",
-    "count_flops",
     "network_cost",
     "detect_synthetic",
     "aggregate_rows",
@@ -571,22 +569,6 @@ def run_cells(plan: Plan, cells: Sequence[Cell], jobs: int = 1,
 
 
 # ------------------------------------------------------------------------------------ network cost
-def count_flops(net, x) -> int:
-    """Forward FLOPs of ``net`` on ``x`` counted by ``torch.utils.flop_counter`` in train mode, on the meta
-    device when possible (no memory, no time), else on a CPU copy. The same reference formulation as
-    ``benchmarks/networks.py``: convolutions and matrix products, 2 FLOPs per multiply-add."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    try:
-        probe, inp = copy.deepcopy(net).to("meta").train(), x.to("meta")
-    except Exception:  # a module that cannot move to meta
-        probe, inp = copy.deepcopy(net).cpu().train(), x.cpu()
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        probe(inp)
-    return int(counter.get_total_flops())
-
-
 def network_cost(task: Task, network: str, overrides: dict[str, str] | None = None) -> dict[str, Any]:
     """Parameters and forward FLOPs per image of the network exactly as the bundle builds it.
 
@@ -598,6 +580,8 @@ def network_cost(task: Task, network: str, overrides: dict[str, str] | None = No
 
     import torch
     from monai.bundle import ConfigParser
+
+    from .networks.utils import count_flops
 
     updates: dict[str, Any] = {}
     for key, value in (overrides or {}).items():
