@@ -80,7 +80,43 @@ def _read_error(paths: Mapping[Hashable, list[str]], error: BaseException,
                          f"cannot load ({type(error).__name__}: {str(error)[:300]})")
 
 
-class LoadVolumed(LoadImaged):
+class _CheckedLoadImaged(LoadImaged):
+    """``LoadImaged`` that checks each item's files before reading (:meth:`_check_files`) and what it read
+    afterwards (:meth:`_check_content`); a failed read is re-tried file by file (:meth:`_read_file`) to name
+    the file that cannot be read. ``check=False`` is plain ``LoadImaged``."""
+
+    def __init__(self, keys: KeysCollection, label_keys: Sequence[str], label_values: Sequence[float] | None,
+                 check: bool, **kwargs):
+        super().__init__(keys, **kwargs)
+        self.label_keys = (label_keys,) if isinstance(label_keys, str) else tuple(label_keys)
+        self.label_values = None if label_values is None else tuple(float(v) for v in label_values)
+        self.check = check
+
+    def __call__(self, data, reader=None):
+        d = dict(data)
+        if not self.check:
+            return super().__call__(d, reader)
+        paths = {key: _paths(d[key]) for key in self.key_iterator(d)}
+        self._check_files(paths)
+        try:
+            d = super().__call__(d, reader)
+        except Exception as e:  # noqa: BLE001 - turned into a message naming the file
+            raise _read_error(paths, e, self._read_file) from e
+        for key, files in paths.items():
+            self._check_content(key, d[key], files)
+        return d
+
+    def _check_files(self, paths: Mapping[Hashable, list[str]]) -> None:
+        raise NotImplementedError
+
+    def _read_file(self, path: str) -> object:
+        raise NotImplementedError
+
+    def _check_content(self, key: Hashable, image, files: list[str]) -> None:
+        raise NotImplementedError
+
+
+class LoadVolumed(_CheckedLoadImaged):
     """:class:`monai.transforms.LoadImaged` that reads ``.nii``/``.nii.gz`` with ``NibabelReader``
     and every other format (NRRD, MHA, NRRD series, ...) with ``ITKReader``, and checks what it reads.
 
@@ -106,7 +142,8 @@ class LoadVolumed(LoadImaged):
                  label_values: Sequence[float] | None = None, check: bool = True, **kwargs):
         if "reader" in kwargs:
             raise ValueError("LoadVolumed chooses its readers itself; use LoadImaged to set `reader`")
-        super().__init__(keys, reader=None, image_only=image_only, dtype=dtype, **kwargs)
+        super().__init__(keys, label_keys, label_values, check, reader=None, image_only=image_only, dtype=dtype,
+                         **kwargs)
         from monai.data import ITKReader, NibabelReader
 
         # auto-selection tries the most recently registered reader first: nibabel takes the NIfTI
@@ -114,25 +151,11 @@ class LoadVolumed(LoadImaged):
         self.register(ITKReader())
         self.register(NibabelReader())
         self.modalities = modalities
-        self.label_keys = (label_keys,) if isinstance(label_keys, str) else tuple(label_keys)
-        self.label_values = None if label_values is None else tuple(float(v) for v in label_values)
-        self.check = check
 
-    def __call__(self, data, reader=None):
-        d = dict(data)
-        if not self.check:
-            return super().__call__(d, reader)
-        paths = {key: _paths(d[key]) for key in self.key_iterator(d)}
-        self._check_files(paths)
-        try:
-            d = super().__call__(d, reader)
-        except Exception as e:  # noqa: BLE001 - turned into a message naming the file
-            from monai_attn.data.checks import read_volume
+    def _read_file(self, path: str) -> object:
+        from monai_attn.data.checks import read_volume
 
-            raise _read_error(paths, e, lambda f: read_volume(f, data=True)) from e
-        for key, files in paths.items():
-            self._check_content(key, d[key], files)
-        return d
+        return read_volume(path, data=True)
 
     def _check_files(self, paths: Mapping[Hashable, list[str]]) -> None:
         from monai_attn.data.checks import geometry_mismatches, read_volume, shape_problem, spacing_problem
@@ -181,7 +204,7 @@ class LoadVolumed(LoadImaged):
                 raise BadInputError(f, msg)
 
 
-class LoadImage2Dd(LoadImaged):
+class LoadImage2Dd(_CheckedLoadImaged):
     """:class:`monai.transforms.LoadImaged` with Pillow (``PILReader``, as the 2D pipelines) that
     checks what it reads, raising :class:`~monai_attn.errors.BadInputError` naming the file: it
     exists, is not a volume format (a 3D volume given to a 2D bundle), Pillow recognises it, has a
@@ -199,33 +222,26 @@ class LoadImage2Dd(LoadImaged):
     def __init__(self, keys: KeysCollection, label_keys: Sequence[str] = ("label",),
                  label_values: Sequence[float] | None = None, check: bool = True, **kwargs):
         kwargs.setdefault("image_only", True)
-        super().__init__(keys, reader="PILReader", **kwargs)
-        self.label_keys = (label_keys,) if isinstance(label_keys, str) else tuple(label_keys)
-        self.label_values = None if label_values is None else tuple(float(v) for v in label_values)
-        self.check = check
+        super().__init__(keys, label_keys, label_values, check, reader="PILReader", **kwargs)
 
-    def __call__(self, data, reader=None):
-        d = dict(data)
-        if not self.check:
-            return super().__call__(d, reader)
-        paths = {key: _paths(d[key]) for key in self.key_iterator(d)}
+    def _check_files(self, paths: Mapping[Hashable, list[str]]) -> None:
         for files in paths.values():
             for f in files:
                 check_image_2d_file(f)
-        try:
-            d = super().__call__(d, reader)
-        except Exception as e:  # noqa: BLE001 - turned into a message naming the file
-            from monai_attn.data.checks import read_image_2d
 
-            raise _read_error(paths, e, read_image_2d) from e
-        for key, files in paths.items():
-            if key in self.label_keys and self.label_values is not None:
-                msg = _value_problem(_as_numpy(d[key]), self.label_values, "mask")
-                if msg:
-                    allowed = ", ".join(f"{v:g}" for v in self.label_values)
-                    raise BadInputError(files[0], msg, f"masks must be binary ({allowed}); a 0/1 mask reads as empty "
-                                        "after scaling: save it as 0/255")
-        return d
+    def _read_file(self, path: str) -> object:
+        from monai_attn.data.checks import read_image_2d
+
+        return read_image_2d(path)
+
+    def _check_content(self, key: Hashable, image, files: list[str]) -> None:
+        if key not in self.label_keys or self.label_values is None:
+            return
+        msg = _value_problem(_as_numpy(image), self.label_values, "mask")
+        if msg:
+            allowed = ", ".join(f"{v:g}" for v in self.label_values)
+            raise BadInputError(files[0], msg, f"masks must be binary ({allowed}); a 0/1 mask reads as empty "
+                                "after scaling: save it as 0/255")
 
 
 def check_image_2d_file(path: str | os.PathLike) -> None:
