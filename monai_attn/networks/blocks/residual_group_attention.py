@@ -170,7 +170,7 @@ class ResidualGroupAttentionBlock(nn.Module):
         norms += [self.shortcut[1]] if self.project_shortcut else []
         self.fusable = all(_foldable(m) for m in norms)
         self.no_padding: list[int] = [0] * spatial_dims
-        # forward_upsampled(x, 2) runs the first 3×3 convolutions at the input's resolution (2D, 3×3 kernels)
+        # whether forward_upsampled(x, 2) can run the first 3×3 convolutions at the input's resolution
         self.polyphase = spatial_dims == 2 and self.padding == [1, 1] and tuple(self.pre[2].weight.shape[2:]) == (3, 3)
         # oneDNN convolutions with fused post-ops (the kernels torch.compile uses on the CPU) for the
         # inference path, where the activation is a (leaky) ReLU that oneDNN can fuse
@@ -220,12 +220,14 @@ class ResidualGroupAttentionBlock(nn.Module):
         convolution with ``conv_in``; activations run in place. Attention and feature groups are
         computed as separate tensors (each a grouped convolution with ``groups // 2`` groups), so no
         operation reads a channel slice (slices of channels-last tensors are slow to read). The folded
-        weights are cached in eager mode until a parameter or statistic changes.
+        weights are cached in eager mode until a parameter or statistic changes. ``upsample``: the
+        input is to be nearest-upsampled by this factor first (see :meth:`forward_upsampled`).
         """
+        polyphase = upsample == 2 and self.polyphase
         if torch.jit.is_scripting():
-            w = self._fold_weights()
+            w = self._fold_weights(polyphase)
         else:
-            w = self._cached_fold_weights()
+            w = self._cached_fold_weights(polyphase)
         pairs, no_pad = self.pairs, self.no_padding
         t_att = self._conv_unary(x, w[0], w[1], 1, no_pad, "act")
         t_feat = self._conv_unary(x, w[2], w[3], 1, no_pad, "act")
@@ -233,7 +235,7 @@ class ResidualGroupAttentionBlock(nn.Module):
         shortcut = self._conv_unary(x, w[18], w[19], 1, no_pad, "none") if self.project_shortcut else x
         if upsample != 1:  # everything above is point-wise: upsample its (fewer-channel) results instead of x
             skip_features, shortcut = _upsample(skip_features, upsample), _upsample(shortcut, upsample)
-        if upsample == 2 and self.polyphase:
+        if polyphase:
             # 3×3 convolution of a nearest-×2-upsampled tensor = one low-resolution convolution producing
             # the four output phases as channels, then a pixel shuffle (see _polyphase_weight)
             t_att = F.pixel_shuffle(self._conv_unary(t_att, w[-4], w[-3], pairs, self.padding, "act"), 2)
@@ -253,10 +255,12 @@ class ResidualGroupAttentionBlock(nn.Module):
             return self._act_(torch.addcmul(shortcut, out, scale))
         return self._conv_add_unary(h, shortcut, w[16], w[17], 1, no_pad, "act")
 
-    def _fold_weights(self) -> list[torch.Tensor]:
+    def _fold_weights(self, polyphase: bool = False) -> list[torch.Tensor]:
         """The inference path's weights and biases: ``[conv_in (attention half), conv_in (feature half),
         feature skip, conv1 (attention), conv1 (features), conv2 (attention, composed), conv2 (features),
-        product, aggregate, shortcut]``, each as weight then bias, with the batch norms folded in."""
+        product, aggregate, shortcut]``, each as weight then bias, with the batch norms folded in; with
+        ``polyphase``, then conv1 (attention) and conv1 (features) for a nearest-×2-upsampled input
+        (:func:`_polyphase_weight`), used by :meth:`forward_upsampled`."""
         half, width, pairs, eps = self.half, 2 * self.half, self.pairs, self.norm_eps
         bn0, conv1, bn1, conv2 = self.pre[0], self.pre[2], self.pre[3], self.pre[5]
         skip, skip_bn, att = self.feature_skip[0], self.feature_skip[1], self.attention[0]
@@ -286,7 +290,7 @@ class ResidualGroupAttentionBlock(nn.Module):
             w2, b2s = _fold(_flat(sc_conv.weight), _bias(sc_conv.bias, self.out_channels, w_in), sc_bn.running_mean,
                             sc_bn.running_var, sc_bn.weight, sc_bn.bias, eps[5])
             out += [w2, b2s]
-        if self.polyphase:  # the first 3×3 convolutions applied to a nearest-×2-upsampled input
+        if polyphase:
             out += [_polyphase_weight(k1[:half]), b1c[:half].repeat_interleave(4),
                     _polyphase_weight(k1[half:]), b1c[half:].repeat_interleave(4)]
         # matrices as 1×1 convolution weights, everything contiguous (oneDNN reorders others on every call)
@@ -294,13 +298,14 @@ class ResidualGroupAttentionBlock(nn.Module):
         return [(t.reshape([t.shape[0], t.shape[1]] + ones) if t.dim() == 2 else t).contiguous() for t in out]
 
     @torch.jit.unused
-    def _cached_fold_weights(self) -> list[torch.Tensor]:
-        """:meth:`_fold_weights`, recomputed only when a parameter or buffer of the block changed (eager mode)."""
+    def _cached_fold_weights(self, polyphase: bool = False) -> list[torch.Tensor]:
+        """:meth:`_fold_weights`, recomputed only when a parameter or buffer of the block changed (eager mode).
+        A block is called either upsampled (a decoder block) or not, so one entry suffices."""
         if torch.compiler.is_compiling():  # traced into the compiled graph instead
-            return self._fold_weights()
-        key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in self._fold_sources())
+            return self._fold_weights(polyphase)
+        key = (polyphase, *((t.data_ptr(), t._version, t.dtype, t.device) for t in self._fold_sources()))
         if self._fold_cache is None or self._fold_cache[0] != key:
-            self._fold_cache = (key, self._fold_weights())
+            self._fold_cache = (key, self._fold_weights(polyphase))
         return self._fold_cache[1]
 
     @torch.jit.unused
