@@ -231,8 +231,8 @@ NOTES = [
     "the output is the same; in 2D the first 3×3 convolutions also run at the low resolution, as one "
     "convolution that produces the four output phases as channels followed by a pixel shuffle (a 3×3 "
     "convolution of a nearest-upsampled tensor reads each phase through a 3×3 kernel with summed taps). "
-    "Together these lifted FocusNet++-lite's forward from 0.66-0.70 to about 0.8 of BasicUNet's GFLOP/s at "
-    "160² and 256².",
+    "Together these lifted FocusNet++-lite's forward from 0.66-0.70 of BasicUNet's GFLOP/s at 160² and 256² "
+    "to 0.73-0.86 (lowest at 160²; reruns on this shared machine vary by about ±8 %).",
     "- **Channels-last on the CPU**: FocusNet++ runs its blocks in channels-last memory format (oneDNN's grouped "
     "convolutions are about twice as fast in it); `FocusNetPP(channels_last=False)` turns it off.",
     "- **FPA's dilated depth-wise convolution** runs as shifted multiply-adds for CPU inference (oneDNN's dilated "
