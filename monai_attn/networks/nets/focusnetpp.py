@@ -105,7 +105,9 @@ class FocusNetPP(nn.Module):
             float rounding). Defaults to True.
 
     In eval mode without autograd (inference), every block runs a fused path that folds its
-    batch norms into the convolutions (see :class:`ResidualGroupAttentionBlock`).
+    batch norms into the convolutions (see :class:`ResidualGroupAttentionBlock`), and each decoder
+    block takes the low-resolution map and upsamples after its point-wise layers (and, in 2D, its
+    first 3×3 convolutions; :meth:`ResidualGroupAttentionBlock.forward_upsampled`): the same outputs.
     """
 
     def __init__(
