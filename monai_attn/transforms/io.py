@@ -15,6 +15,7 @@ import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import LoadImage, LoadImaged, MapTransform
+from monai.utils import convert_to_numpy
 
 from monai_attn.errors import BadInputError, MissingInputError
 
@@ -46,12 +47,6 @@ def check_input_file(path: str | os.PathLike) -> Path:
 def _cannot_read(path: str, error: BaseException, part: str = "data") -> BadInputError:
     return BadInputError(path, f"cannot read the image {part}: not an image in a supported format, or a corrupt or "
                                f"truncated file ({type(error).__name__}: {str(error)[:200]})")
-
-
-def _as_numpy(x) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 def _value_problem(arr: np.ndarray, allowed: Iterable[float], what: str) -> str | None:
@@ -193,7 +188,7 @@ class LoadVolumed(_CheckedLoadImaged):
     def _check_content(self, key: Hashable, image, files: list[str]) -> None:
         from monai_attn.data.checks import finite_problem, zero_problem
 
-        arr = _as_numpy(image)
+        arr = convert_to_numpy(image)
         channels = [arr[i] for i in range(len(files))] if len(files) > 1 else [arr]
         is_label = key in self.label_keys
         for f, a in zip(files, channels):
@@ -237,7 +232,7 @@ class LoadImage2Dd(_CheckedLoadImaged):
     def _check_content(self, key: Hashable, image, files: list[str]) -> None:
         if key not in self.label_keys or self.label_values is None:
             return
-        msg = _value_problem(_as_numpy(image), self.label_values, "mask")
+        msg = _value_problem(convert_to_numpy(image), self.label_values, "mask")
         if msg:
             allowed = ", ".join(f"{v:g}" for v in self.label_values)
             raise BadInputError(files[0], msg, f"masks must be binary ({allowed}); a 0/1 mask reads as empty "
@@ -289,7 +284,7 @@ class LoadUnionMask:
                 raise _cannot_read(str(p), e) from e
             if m.ndim != 2:
                 raise BadInputError(p, f"expected a single-channel 2D mask, got shape {tuple(m.shape)}")
-            arr = m.numpy() if isinstance(m, torch.Tensor) else np.asarray(m)
+            arr = convert_to_numpy(m)
             if first is None:
                 first, union = m, np.zeros(arr.shape, dtype=bool)
             elif arr.shape != union.shape:

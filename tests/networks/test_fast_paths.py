@@ -99,6 +99,8 @@ def test_forward_upsampled_equals_upsample_then_block(dims, cin, cout):
     cl = torch.channels_last if dims == 2 else torch.channels_last_3d
     with torch.no_grad():
         fast = block.forward_upsampled(x, 2)
+        # the inference path ran, with polyphase weights in 2D (the cache key starts with that flag)
+        assert block._fold_cache is not None and block._fold_cache[0][0] == (dims == 2)
         fast_cl = block.forward_upsampled(x.contiguous(memory_format=cl), 2)
         block.onednn_fused = False  # the plain inference path (other devices, TorchScript)
         plain = block.forward_upsampled(x, 2)

@@ -171,7 +171,7 @@ class ResidualGroupAttentionBlock(nn.Module):
         self.fusable = all(_foldable(m) for m in norms)
         self.no_padding: list[int] = [0] * spatial_dims
         # whether forward_upsampled(x, 2) can run the first 3×3 convolutions at the input's resolution
-        self.polyphase = spatial_dims == 2 and self.padding == [1, 1] and tuple(self.pre[2].weight.shape[2:]) == (3, 3)
+        self.polyphase = spatial_dims == 2 and tuple(self.pre[2].kernel_size) == (3, 3)
         # oneDNN convolutions with fused post-ops (the kernels torch.compile uses on the CPU) for the
         # inference path, where the activation is a (leaky) ReLU that oneDNN can fuse
         self.onednn_fused = _ONEDNN_FUSED and self.act_slope >= 0.0
@@ -208,9 +208,7 @@ class ResidualGroupAttentionBlock(nn.Module):
         """
         if self.fusable and not self.training and not torch.is_grad_enabled():
             return self._forward_fused(x, scale)
-        if scale != 1:
-            x = F.interpolate(x, scale_factor=float(scale), mode="nearest")
-        return self.forward(x)
+        return self.forward(_upsample(x, scale) if scale != 1 else x)
 
     def _forward_fused(self, x: torch.Tensor, upsample: int = 1) -> torch.Tensor:
         """Inference path (eval mode, no autograd): the same function in fewer, larger operations.
