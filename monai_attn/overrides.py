@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-__all__ = ["check_overrides", "unknown_overrides", "parse_cli_overrides", "config_ids", "run_arguments"]
+__all__ = ["check_overrides", "unknown_overrides", "parse_cli_overrides", "literal_value", "config_ids", "run_arguments"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +64,16 @@ def parse_cli_overrides(argv: Sequence[str]) -> dict[str, Any]:
                 i += 1
             else:
                 value = "True"
-        try:
-            parsed: Any = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            parsed = value
-        out[key.replace("-", "_")] = parsed
+        out[key.replace("-", "_")] = literal_value(value)
     return out
+
+
+def literal_value(value: str) -> Any:
+    """A command-line value as ``fire`` reads it: a Python literal when it parses as one, else the string."""
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value
 
 
 def config_ids(config: Any, prefix: str = "") -> dict[str, Any]:
@@ -196,8 +200,8 @@ def check_overrides(argv: Sequence[str] | None = None) -> list[str]:
         return []
     problems = unknown_overrides(config, list(overrides), run_arguments())
     if problems:
-        files = config_file if isinstance(config_file, str) else ", ".join(map(str, config_file))
-        names = ", ".join(os.path.basename(f) for f in files.split(", "))
+        paths = [config_file] if isinstance(config_file, str) else [str(f) for f in config_file]
+        files, names = ", ".join(paths), ", ".join(os.path.basename(f) for f in paths)
         text = (f"{names}: unknown override(s) on the command line, nothing was run (a misspelt key would "
                 f"otherwise be added silently):\n" + "\n".join(f"  {m}" for m in problems)
                 + f"\n(config files: {files})")

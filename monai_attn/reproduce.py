@@ -24,6 +24,7 @@ See docs/reproducing.md.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
@@ -41,7 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .cli import EXIT_DATA, EXIT_OK, EXIT_USAGE
 from .data import get_adapter, write_json_atomic
+from .data.base import write_text_atomic
 from .data.synthetic import SYNTHETIC_MARKER
 from .metrics import REPORT_METRICS, read_report_json
 from .networks import MISTAKES_PRESETS
@@ -82,7 +85,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_DATA, EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_FAILED, EXIT_INTERRUPTED = 3, 130  # besides the command line's EXIT_OK, EXIT_DATA, EXIT_USAGE (0, 1, 2)
 
 #: the repository's bundles (``bundles/`` next to the package)
 BUNDLES_DIR = Path(__file__).resolve().parents[1] / "bundles"
@@ -500,10 +503,9 @@ class _Runner:
         tag = f"[{index}/{total}] {cell.key}"
         stage = cell_stage(d)
         if stage == "done":
-            done = json.loads((d / "done.json").read_text())
             self.echo(f"{tag}: finished before, skipped")
             self.event(cell, "all", "skipped")
-            return CellResult(cell, "skipped", done.get("metrics", {}), done.get("seconds", {}))
+            return _result_from_disk(plan, cell)
         d.mkdir(parents=True, exist_ok=True)
         (d / "failed.json").unlink(missing_ok=True)
         seconds: dict[str, float] = {}
@@ -576,19 +578,13 @@ def network_cost(task: Task, network: str, overrides: dict[str, str] | None = No
     overrides) on the meta device; FLOPs are counted at the bundle's default input size (the paper's task
     size, e.g. 4×160×160 for BraTS), whatever ``roi_size`` the run used.
     """
-    import ast
-
     import torch
     from monai.bundle import ConfigParser
 
     from .networks.utils import count_flops
+    from .overrides import literal_value
 
-    updates: dict[str, Any] = {}
-    for key, value in (overrides or {}).items():
-        try:
-            updates[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            updates[key] = value
+    updates: dict[str, Any] = {key: literal_value(value) for key, value in (overrides or {}).items()}
     updates.update(network_overrides(task, network))
 
     def parser() -> ConfigParser:
@@ -752,7 +748,7 @@ def write_tables(plan: Plan, rows: Sequence[dict], results: Sequence[CellResult]
     if missing:
         parts += ["", f"## Cells not run yet ({len(missing)})", "", ", ".join(f"`{r.cell.key}`" for r in missing)]
     md = plan.out / "table.md"
-    _write_text_atomic(md, "\n".join(parts) + "\n")
+    write_text_atomic("\n".join(parts) + "\n", md)
 
     csv_path = plan.out / "table.csv"
     fields = ["network", "label", "cells_total", "cells_done", "cells_failed"]
@@ -761,21 +757,14 @@ def write_tables(plan: Plan, rows: Sequence[dict], results: Sequence[CellResult]
     fields += ["params", "gflop_per_image", "input", "train_seconds_mean", "evaluate_seconds_mean"]
     if real:
         fields += ["paper_params_m"] + [f"paper_{k}_{s}" for k, _, _ in task.metrics for s in ("mean", "std")]
-    tmp = csv_path.with_name(f".{csv_path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: ("" if r.get(k) is None or (isinstance(r.get(k), float) and math.isnan(r[k]))
-                                 else r[k]) for k in fields})
-    os.replace(tmp, csv_path)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: ("" if r.get(k) is None or (isinstance(r.get(k), float) and math.isnan(r[k]))
+                             else r[k]) for k in fields})
+    write_text_atomic(buf.getvalue(), csv_path)
     return md, csv_path
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------------------------ the run

@@ -44,10 +44,13 @@ logger = logging.getLogger(__name__)
 
 PathList = Union[Path, list]
 
+#: The file ``monai-attn synth`` leaves in the root of a cohort it writes.
+SYNTHETIC_MARKER = ".monai_attn_synthetic"
+
 #: Files that come with the official downloads (or with the operating system) and are ignored silently.
 KNOWN_EXTRA_NAMES = frozenset(
     {".DS_Store", "Thumbs.db", "desktop.ini", "LICENSE.txt", "ATTRIBUTION.txt", "README.txt", "README.md",
-     ".monai_attn_synthetic"}  # the last: the marker `monai-attn synth` leaves
+     SYNTHETIC_MARKER}
 )
 
 
@@ -204,15 +207,15 @@ def kfold_assign(ids: Iterable[str], folds: int = 5, seed: int = 0) -> dict[str,
 
 
 # -------------------------------------------------------------------------------------- writing
-def write_json_atomic(obj: Any, path: str | os.PathLike) -> Path:
-    """Write ``obj`` as JSON to ``path`` atomically (temporary file in the same folder + rename)."""
+def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
+    """Write ``text`` to ``path`` atomically: a temporary file in the same folder (created if missing),
+    flushed to disk, then renamed into place; the temporary file is removed if anything fails."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -221,6 +224,11 @@ def write_json_atomic(obj: Any, path: str | os.PathLike) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def write_json_atomic(obj: Any, path: str | os.PathLike) -> Path:
+    """Write ``obj`` as JSON to ``path`` atomically (see :func:`write_text_atomic`)."""
+    return write_text_atomic(json.dumps(obj, indent=2) + "\n", path)
 
 
 def _progress(iterable, total: int, desc: str, enabled: bool | None):

@@ -228,10 +228,9 @@ def check_volume_group(
         else:
             problems += [(path, m) for m in geometry_mismatches(ref[1], geom, ref[0])]
         msg = finite_problem(arr)
-        if msg:
-            problems.append((path, msg))
-        elif role != label_role and zero_problem(arr):
-            problems.append((path, zero_problem(arr)))
+        zero = None if msg or role == label_role else zero_problem(arr)
+        if msg or zero:
+            problems.append((path, msg or zero))
         if role == label_role and msg is None:
             msg = value_problem(arr, label_values)
             if msg:

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from monai.metrics import CumulativeIterationMetric, compute_confusion_matrix_metric, get_confusion_matrix
 
+from ..data.base import write_text_atomic
 from .hausdorff import ListAsBatchMixin
 from .surface_distance import EMPTY_POLICIES, SpacingType, _as_bool_mask, hausdorff_distance
 
@@ -274,7 +275,7 @@ class SegmentationReport(ListAsBatchMixin, CumulativeIterationMetric):
         w.writeheader()
         for row in self.rows():
             w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in row.items()})
-        return _write_text_atomic(Path(path), buf.getvalue())
+        return write_text_atomic(buf.getvalue(), path)
 
     def to_json(self, path: str | os.PathLike) -> Path:
         """Write ``{"settings", "conventions", "summary", "rows"}`` (NaN as ``null``), atomically.
@@ -293,7 +294,7 @@ class SegmentationReport(ListAsBatchMixin, CumulativeIterationMetric):
             "summary": self.summary(),
             "rows": self.rows(),
         }
-        return _write_text_atomic(path, json.dumps(_nan_to_none(doc), indent=2, allow_nan=False))
+        return write_text_atomic(json.dumps(_nan_to_none(doc), indent=2, allow_nan=False), path)
 
     @classmethod
     def from_rows(cls, rows: Sequence[dict[str, Any]], **kwargs: Any) -> SegmentationReport:
@@ -316,20 +317,6 @@ class SegmentationReport(ListAsBatchMixin, CumulativeIterationMetric):
         rep.case_ids = cases
         rep._n_channels = len(classes)
         return rep
-
-
-def _write_text_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to a temporary file next to ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    try:
-        with open(tmp, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
 
 
 def _nan_to_none(x: Any) -> Any:

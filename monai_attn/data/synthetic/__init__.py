@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..base import SYNTHETIC_MARKER
 from .brats2018 import BRATS_SHAPE, synth_brats2018, synth_brats_case
 from .dsb2018 import synth_dsb2018, synth_dsb_case
 from .isic2018 import synth_isic2018, synth_isic_case
@@ -37,9 +38,6 @@ SYNTHESIZERS: dict[str, Callable[..., Path]] = {
     "isles2018": synth_isles2018,
 }
 
-
-#: empty-ish file that :func:`synthesize` leaves in the cohort root
-SYNTHETIC_MARKER = ".monai_attn_synthetic"
 
 
 def synthesize(dataset: str, out: str | Path, cases: int, seed: int = 0, shape: Sequence[int] | None = None,
