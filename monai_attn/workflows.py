@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from ignite.handlers.checkpoint import BaseSaveHandler
 from monai.data import DataLoader as MonaiDataLoader
+from monai.data import list_data_collate
 
 from monai_attn.overrides import check_overrides
 
@@ -691,12 +692,6 @@ class SkipFailedCases(torch.utils.data.Dataset):
             return _Failed(describe_failure(item, e, index))
 
 
-def _default_collate():
-    from monai.data import list_data_collate
-
-    return list_data_collate
-
-
 class KeepGoingDataLoader(MonaiDataLoader):
     """A MONAI ``DataLoader`` that skips the cases whose loading or preprocessing fails.
 
@@ -714,7 +709,7 @@ class KeepGoingDataLoader(MonaiDataLoader):
     """
 
     def __init__(self, dataset, failures: CaseFailures | None = None, **kwargs) -> None:
-        collate_fn = kwargs.pop("collate_fn", None) or _default_collate()
+        collate_fn = kwargs.pop("collate_fn", None) or list_data_collate
         super().__init__(SkipFailedCases(dataset), collate_fn=_SkippingCollate(collate_fn), **kwargs)
         self.failures = failures if failures is not None else CaseFailures()
 

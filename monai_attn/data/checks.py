@@ -40,7 +40,7 @@ class Geometry:
     direction: tuple  # row-major 3x3 (or ndim x ndim)
 
 
-def _is_nifti(path: Path) -> bool:
+def is_nifti(path: str | Path) -> bool:
     return str(path).lower().endswith(NIFTI_SUFFIXES)
 
 
@@ -51,7 +51,7 @@ def read_volume(path: str | os.PathLike, data: bool = True) -> tuple[np.ndarray 
     Exceptions from the readers propagate (the callers turn them into problems).
     """
     path = Path(path)
-    if _is_nifti(path):
+    if is_nifti(path):
         import nibabel as nib
 
         img = nib.load(str(path), mmap=False)  # no memory map: a file changed under us must not SIGBUS
@@ -116,6 +116,11 @@ def unique_values(arr: np.ndarray) -> np.ndarray:
 def value_problem(arr: np.ndarray, allowed: Iterable[float], what: str = "label") -> str | None:
     """A message when ``arr`` holds values outside ``allowed`` (or NaN), else ``None``."""
     allowed = sorted(set(allowed))
+    arr = np.asarray(arr)
+    if arr.dtype not in (np.uint8, np.bool_):
+        # distinct values of the offending voxels only: one comparison pass per allowed value, no sort of
+        # the whole (float) volume
+        arr = arr[~np.isin(arr, allowed)]
     values = unique_values(arr)
     bad = values[~np.isin(values, allowed)]
     if bad.size == 0:
@@ -169,7 +174,7 @@ def raw_nifti_pixdim(path: str | os.PathLike) -> np.ndarray | None:
     """The ``pixdim`` field of a NIfTI header as written in the file (nibabel's loader silently
     replaces zero or negative voxel sizes), or ``None`` for other formats."""
     path = Path(path)
-    if not _is_nifti(path):
+    if not is_nifti(path):
         return None
     import nibabel as nib
     from nibabel.openers import ImageOpener

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -47,18 +47,6 @@ def check_input_file(path: str | os.PathLike) -> Path:
 def _cannot_read(path: str, error: BaseException, part: str = "data") -> BadInputError:
     return BadInputError(path, f"cannot read the image {part}: not an image in a supported format, or a corrupt or "
                                f"truncated file ({type(error).__name__}: {str(error)[:200]})")
-
-
-def _value_problem(arr: np.ndarray, allowed: Iterable[float], what: str) -> str | None:
-    """Like :func:`monai_attn.data.checks.value_problem`, but fast on float volumes: one
-    comparison pass per allowed value, the distinct values only of the offending voxels."""
-    from monai_attn.data.checks import value_problem
-
-    allowed = sorted(set(allowed))
-    bad = ~np.isin(arr, allowed)
-    if not bad.any():
-        return None
-    return value_problem(arr[bad], allowed, what)
 
 
 def _read_error(paths: Mapping[Hashable, list[str]], error: BaseException,
@@ -153,7 +141,13 @@ class LoadVolumed(_CheckedLoadImaged):
         return read_volume(path, data=True)
 
     def _check_files(self, paths: Mapping[Hashable, list[str]]) -> None:
-        from monai_attn.data.checks import geometry_mismatches, read_volume, shape_problem, spacing_problem
+        from monai_attn.data.checks import (
+            geometry_mismatches,
+            is_nifti,
+            read_volume,
+            shape_problem,
+            spacing_problem,
+        )
 
         ref = None
         for key, files in paths.items():
@@ -173,7 +167,7 @@ class LoadVolumed(_CheckedLoadImaged):
                 msg = shape_problem(geom.shape, 3) or spacing_problem(f, geom)
                 if msg:
                     raise BadInputError(f, msg)
-                nifti = f.lower().endswith((".nii", ".nii.gz"))
+                nifti = is_nifti(f)
                 if ref is None:
                     ref = (f, geom, nifti)
                     continue
@@ -186,7 +180,7 @@ class LoadVolumed(_CheckedLoadImaged):
                     raise BadInputError(f, "; ".join(found) + " (all files of a case must share one voxel grid)")
 
     def _check_content(self, key: Hashable, image, files: list[str]) -> None:
-        from monai_attn.data.checks import finite_problem, zero_problem
+        from monai_attn.data.checks import finite_problem, value_problem, zero_problem
 
         arr = convert_to_numpy(image)
         channels = [arr[i] for i in range(len(files))] if len(files) > 1 else [arr]
@@ -194,7 +188,7 @@ class LoadVolumed(_CheckedLoadImaged):
         for f, a in zip(files, channels):
             msg = finite_problem(a) or (None if is_label else zero_problem(a))
             if msg is None and is_label and self.label_values is not None:
-                msg = _value_problem(a, self.label_values, "label")
+                msg = value_problem(a, self.label_values, "label")
             if msg:
                 raise BadInputError(f, msg)
 
@@ -230,9 +224,11 @@ class LoadImage2Dd(_CheckedLoadImaged):
         return read_image_2d(path)
 
     def _check_content(self, key: Hashable, image, files: list[str]) -> None:
+        from monai_attn.data.checks import value_problem
+
         if key not in self.label_keys or self.label_values is None:
             return
-        msg = _value_problem(convert_to_numpy(image), self.label_values, "mask")
+        msg = value_problem(convert_to_numpy(image), self.label_values, "mask")
         if msg:
             allowed = ", ".join(f"{v:g}" for v in self.label_values)
             raise BadInputError(files[0], msg, f"masks must be binary ({allowed}); a 0/1 mask reads as empty "
