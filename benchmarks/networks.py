@@ -38,6 +38,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 from common import format_table, peak_memory_mib, reset_peak_memory, sync, write_json  # noqa: E402
 
 from monai_attn.networks.utils import count_flops  # noqa: E402
+from monai_attn.reproduce import PAPER_PARAMS_M as P  # noqa: E402 (the papers' parameter counts, in millions)
 
 SIZES = {"isic256": 256, "brats160": 160, "isles224": 224}
 NETWORKS = [
@@ -76,19 +77,19 @@ def build(name: str) -> tuple[torch.nn.Module, int]:
 PAPER_MODELS = [
     # (name, paper table, task, input channels, size, builder expression, paper params in millions)
     ("FocusNet++ (official code: no SE)", "FN++ Table 2", "ISIC 2018", 3, 256,
-     "FocusNetPP(2, 3, 1, squeeze_excitation=False)", 7.80),
-    ("FocusNet++ (with the paper's SE)", "FN++ Table 2", "ISIC 2018", 3, 256, "FocusNetPP(2, 3, 1)", 7.80),
+     "FocusNetPP(2, 3, 1, squeeze_excitation=False)", P["isic2018"]["focusnetpp"]),
+    ("FocusNet++ (with the paper's SE)", "FN++ Table 2", "ISIC 2018", 3, 256, "FocusNetPP(2, 3, 1)", P["isic2018"]["focusnetpp"]),
     ("FocusNet++ lite (no SE)", "FN++ Table 3", "DSB 2018", 1, 256,
-     "FocusNetPP.lite(2, 1, 1, squeeze_excitation=False)", 1.84),
-    ("FocusNet++ lite (with SE)", "FN++ Table 3", "DSB 2018", 1, 256, "FocusNetPP.lite(2, 1, 1)", 1.84),
-    ("UNet", "PATM Tables 5-6", "BraTS 2018", 4, 160, "MistakesUNet.preset('unet', 2, 4, 1)", 3.13),
-    ("WUnet", "PATM Tables 5-6", "BraTS 2018", 4, 160, "MistakesUNet.preset('wunet', 2, 4, 1)", 12.51),
-    ("AUnet", "PATM Tables 5-6", "BraTS 2018", 4, 160, "MistakesUNet.preset('aunet', 2, 4, 1)", 3.16),
-    ("CSCUnet", "PATM Tables 5-6", "BraTS 2018", 4, 160, "MistakesUNet.preset('cscunet', 2, 4, 1)", 3.14),
-    ("CBAMUnet", "PATM Tables 5-6", "BraTS 2018", 4, 160, "MistakesUNet.preset('cbamunet', 2, 4, 1)", 3.14),
-    ("GCNUnet", "PATM Tables 5-6", "BraTS 2018", 4, 160, "MistakesUNet.preset('gcnunet', 2, 4, 1)", 3.15),
-    ("FPA", "PATM Tables 5-6", "BraTS 2018", 4, 160, "FPAUNet(2, 4, 1)", 4.2),
-    ("RFNA", "PATM Tables 5-6", "BraTS 2018", 4, 160, "RFNAUNet(2, 4, 1)", 5.63),
+     "FocusNetPP.lite(2, 1, 1, squeeze_excitation=False)", P["dsb2018"]["focusnetpp"]),
+    ("FocusNet++ lite (with SE)", "FN++ Table 3", "DSB 2018", 1, 256, "FocusNetPP.lite(2, 1, 1)", P["dsb2018"]["focusnetpp"]),
+    ("UNet", "PATM Tables 5-6", "BraTS 2018", 4, 160, "MistakesUNet.preset('unet', 2, 4, 1)", P["patm"]["unet"]),
+    ("WUnet", "PATM Tables 5-6", "BraTS 2018", 4, 160, "MistakesUNet.preset('wunet', 2, 4, 1)", P["patm"]["wunet"]),
+    ("AUnet", "PATM Tables 5-6", "BraTS 2018", 4, 160, "MistakesUNet.preset('aunet', 2, 4, 1)", P["patm"]["aunet"]),
+    ("CSCUnet", "PATM Tables 5-6", "BraTS 2018", 4, 160, "MistakesUNet.preset('cscunet', 2, 4, 1)", P["patm"]["cscunet"]),
+    ("CBAMUnet", "PATM Tables 5-6", "BraTS 2018", 4, 160, "MistakesUNet.preset('cbamunet', 2, 4, 1)", P["patm"]["cbamunet"]),
+    ("GCNUnet", "PATM Tables 5-6", "BraTS 2018", 4, 160, "MistakesUNet.preset('gcnunet', 2, 4, 1)", P["patm"]["gcnunet"]),
+    ("FPA", "PATM Tables 5-6", "BraTS 2018", 4, 160, "FPAUNet(2, 4, 1)", P["patm"]["fpa"]),
+    ("RFNA", "PATM Tables 5-6", "BraTS 2018", 4, 160, "RFNAUNet(2, 4, 1)", P["patm"]["rfna"]),
 ]  # fmt: skip
 
 

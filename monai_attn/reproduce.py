@@ -102,8 +102,8 @@ _PATM_LABELS = {"unet": "UNet", "wunet": "WUnet", "aunet": "AUnet", "cscunet": "
                 "gcnunet": "GCNUnet", "d6unet": "D6Unet", "d9unet": "D9Unet", "fpa": "FPA", "rfna": "RFNA"}
 
 #: Parameter counts the papers give, in millions. PATM: Xu et al., BMVC 2020, Tables 5-6 (4 inputs, 1 output);
-#: FocusNet++: Kaul et al., ISBI 2021, Table 2 (ISIC 2018) and the reduced network for DSB 2018. The same
-#: numbers are in benchmarks/networks.py (PAPER_MODELS) and docs/networks.md.
+#: FocusNet++: Kaul et al., ISBI 2021, Table 2 (ISIC 2018) and the reduced network for DSB 2018. benchmarks/networks.py
+#: (PAPER_MODELS) reads them from here; docs/networks.md quotes them.
 PAPER_PARAMS_M: dict[str, dict[str, float]] = {
     "patm": {"unet": 3.13, "wunet": 12.51, "aunet": 3.16, "cscunet": 3.14, "cbamunet": 3.14, "gcnunet": 3.15,
              "fpa": 4.2, "rfna": 5.63},
