@@ -24,12 +24,13 @@ import logging
 import sys
 from typing import Callable, Sequence
 
+from .errors import EXIT_DATA, EXIT_OK, EXIT_USAGE
+
 __all__ = ["main", "build_parser", "SUBCOMMANDS", "DATASETS"]
 
 logger = logging.getLogger("monai_attn.cli")
 
 DATASETS = ("isic2018", "dsb2018", "brats2018", "isles2018")
-EXIT_OK, EXIT_DATA, EXIT_USAGE = 0, 1, 2
 
 
 def _out(text: str = "") -> None:

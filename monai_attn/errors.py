@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["BadInputError", "MissingInputError", "find_bad_input"]
+__all__ = ["BadInputError", "MissingInputError", "find_bad_input", "EXIT_OK", "EXIT_DATA", "EXIT_USAGE"]
+
+#: exit statuses of ``monai-attn`` commands: success, a problem with the data, a usage mistake
+EXIT_OK, EXIT_DATA, EXIT_USAGE = 0, 1, 2
 
 
 class BadInputError(ValueError):

@@ -24,13 +24,26 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-__all__ = ["check_overrides", "unknown_overrides", "parse_cli_overrides", "literal_value", "config_ids", "run_arguments"]
+__all__ = ["as_bool", "check_overrides", "unknown_overrides", "parse_cli_overrides", "literal_value", "config_ids", "run_arguments"]
 
 logger = logging.getLogger(__name__)
 
 #: settings that ``--tracking mlflow`` adds to a config
 _TRACKING_KEYS = {"output_dir", "tracking_uri", "experiment_name", "run_name", "save_execute_config",
                   "execute_config", "is_not_rank0"}
+
+
+def as_bool(value, name: str = "value") -> bool:
+    """``value`` as a bool; strings from a command line (``--resume true``, ``False``, ``0``, ``yes``)
+    are read by their meaning, so ``"false"`` is ``False`` (a non-empty string would be truthy)."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("true", "1", "yes", "y", "on"):
+            return True
+        if text in ("false", "0", "no", "n", "off", "", "none"):
+            return False
+        raise ValueError(f"{name}: expected true or false, got {value!r}")
+    return bool(value)
 
 
 def run_arguments() -> set[str]:

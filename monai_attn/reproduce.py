@@ -42,10 +42,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cli import EXIT_DATA, EXIT_OK, EXIT_USAGE
+from .atomic import write_text_atomic
 from .data import get_adapter, write_json_atomic
-from .data.base import write_text_atomic
 from .data.synthetic import SYNTHETIC_MARKER
+from .errors import EXIT_DATA, EXIT_OK, EXIT_USAGE
 from .metrics import REPORT_METRICS, read_report_json
 from .networks import MISTAKES_PRESETS
 from .workflows import latest_checkpoint

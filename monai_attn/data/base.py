@@ -20,13 +20,14 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from abc import ABC, abstractmethod
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, Union
+
+from monai_attn.atomic import write_text_atomic  # noqa: F401 - re-exported (data.write_text_atomic)
 
 __all__ = [
     "Case",
@@ -207,25 +208,6 @@ def kfold_assign(ids: Iterable[str], folds: int = 5, seed: int = 0) -> dict[str,
 
 
 # -------------------------------------------------------------------------------------- writing
-def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
-    """Write ``text`` to ``path`` atomically: a temporary file in the same folder (created if missing),
-    flushed to disk, then renamed into place; the temporary file is removed if anything fails."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def write_json_atomic(obj: Any, path: str | os.PathLike) -> Path:
     """Write ``obj`` as JSON to ``path`` atomically (see :func:`write_text_atomic`)."""
     return write_text_atomic(json.dumps(obj, indent=2) + "\n", path)

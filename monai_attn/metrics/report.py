@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from monai.metrics import CumulativeIterationMetric, compute_confusion_matrix_metric, get_confusion_matrix
 
-from ..data.base import write_text_atomic
+from ..atomic import write_text_atomic
 from .hausdorff import ListAsBatchMixin
 from .surface_distance import EMPTY_POLICIES, SpacingType, _as_bool_mask, hausdorff_distance
 

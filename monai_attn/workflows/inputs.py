@@ -1,0 +1,112 @@
+"""Inference inputs: the cases in a folder in a dataset's raw layout, or a datalist split."""
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .datalists import datalist_items
+
+__all__ = ["VOLUME_SUFFIXES", "IMAGE_SUFFIXES", "inference_items", "strip_suffix"]
+
+logger = logging.getLogger(__name__)
+
+VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+_BRATS_MODALITIES = ("flair", "t1", "t1ce", "t2")
+_ISLES_MAPS = ("CBF", "MTT", "CBV", "Tmax")
+
+
+def strip_suffix(name: str, suffixes: Sequence[str]) -> str | None:
+    lower = name.lower()
+    for s in suffixes:
+        if lower.endswith(s):
+            return name[: -len(s)]
+    return None
+
+
+def _brats_case(folder: Path) -> dict | None:
+    found: dict[str, Path] = {}
+    for f in folder.iterdir():
+        stem = strip_suffix(f.name, VOLUME_SUFFIXES)
+        if stem is None:
+            continue
+        m = re.match(r"^(?P<case>.+)_(?P<mod>flair|t1|t1ce|t2)$", stem, re.IGNORECASE)
+        if m:
+            found[m.group("mod").lower()] = f
+    if not found:
+        return None
+    missing = [m for m in _BRATS_MODALITIES if m not in found]
+    if missing:
+        # kept, with the expected file name: loading reports "file not found" and the run goes on
+        ref = next(iter(found.values()))
+        stem = strip_suffix(ref.name, VOLUME_SUFFIXES) or ref.name
+        case, suffix = stem.rsplit("_", 1)[0], ref.name[len(stem):]
+        for m in missing:
+            found[m] = folder / f"{case}_{m}{suffix}"
+        logger.warning("%s: missing modality file(s) %s (expected <case>_<modality>.nii.gz for %s)", folder,
+                       [found[m].name for m in missing], list(_BRATS_MODALITIES))
+    return {"id": folder.name, "image": [str(found[m]) for m in _BRATS_MODALITIES]}
+
+
+def _isles_case(folder: Path) -> dict | None:
+    found: dict[str, Path] = {}
+    for sub in folder.iterdir():
+        m = re.match(r"^SMIR\.Brain\.XX\.O\.CT_(?P<map>CBF|CBV|MTT|Tmax)\.\d+$", sub.name, re.IGNORECASE)
+        if m and sub.is_dir():
+            files = sorted(f for f in sub.iterdir() if strip_suffix(f.name, VOLUME_SUFFIXES) is not None)
+            if files:
+                found[m.group("map").upper().replace("TMAX", "Tmax")] = files[0]
+    if not found:
+        return None
+    missing = [m for m in _ISLES_MAPS if m not in found]
+    if missing:
+        # kept with a placeholder path: loading reports "file not found" and the run goes on
+        for m in missing:
+            found[m] = folder / f"SMIR.Brain.XX.O.CT_{m}.<id>" / "<missing>.nii"
+        logger.warning("%s: missing perfusion map folder(s) %s (expected SMIR.Brain.XX.O.CT_<MAP>.<id>/...nii)",
+                       folder, missing)
+    return {"id": folder.name, "image": [str(found[m]) for m in _ISLES_MAPS]}
+
+
+def _images_2d(folder: Path) -> list[dict]:
+    items = []
+    for f in sorted(folder.rglob("*")):
+        if f.is_file() and strip_suffix(f.name, IMAGE_SUFFIXES) is not None and "masks" not in f.parts \
+                and not f.name.endswith(("_segmentation.png", "_seg.png")):
+            items.append({"id": strip_suffix(f.name, IMAGE_SUFFIXES), "image": str(f)})
+    return items
+
+
+def inference_items(dataset: str, input_dir: str | None = None, datalist: str | None = None,
+                    split: str = "test", fold: int | None = None) -> list[dict]:
+    """Cases to run inference on: a folder in the dataset's raw layout, or a datalist split.
+
+    ``input_dir`` may hold case folders (BraTS ``<case>/<case>_{flair,t1,t1ce,t2}.nii.gz`` in NIfTI,
+    NRRD or MHA; ISLES ``case_<n>/SMIR.Brain.XX.O.CT_<MAP>.<id>/*.nii``), be one case folder, or
+    hold 2D images (ISIC/DSB; searched recursively, masks skipped). Labels are not needed.
+
+    A case with a missing modality, or a datalist path that does not exist, is kept (with a
+    warning): loading it fails with "file not found", and :class:`KeepGoingDataLoader` skips it
+    and lists it at the end, so the other cases are still processed.
+    """
+    if datalist:
+        items = datalist_items(datalist, split, fold, required_keys=("image",), check_files=False)
+        return [{k: v for k, v in it.items() if k in ("id", "image")} for it in items]
+    if not input_dir:
+        raise ValueError("set either 'input_dir' (a folder of cases) or 'datalist' for inference")
+    root = Path(input_dir).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: input folder does not exist")
+    if dataset in ("isic2018", "dsb2018"):
+        items = _images_2d(root)
+    else:
+        reader: Callable[[Path], dict | None] = _brats_case if dataset == "brats2018" else _isles_case
+        items = [it for it in [reader(root)] if it] or [
+            it for d in sorted(p for p in root.iterdir() if p.is_dir()) for it in [reader(d)] if it
+        ]
+    if not items:
+        raise ValueError(f"{root}: no {dataset} cases found (see docs/bundles.md for the expected layout)")
+    logger.info("inference: %d %s case(s) under %s", len(items), dataset, root)
+    return items

@@ -1,0 +1,177 @@
+"""Keep going past bad cases: a DataLoader that skips (and lists) the cases that fail to load."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from monai.data import DataLoader as MonaiDataLoader
+from monai.data import list_data_collate
+
+from .inputs import IMAGE_SUFFIXES, VOLUME_SUFFIXES, strip_suffix
+
+__all__ = ["CaseFailure", "CaseFailures", "describe_failure", "SkipFailedCases", "KeepGoingDataLoader", "run_keep_going"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CaseFailure:
+    """One case that could not be loaded or preprocessed: its id, the file at fault and the problem."""
+
+    case: str
+    file: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.case}: {self.file}: {self.message}"
+
+
+class CaseFailures:
+    """The cases skipped during a run (filled by :class:`KeepGoingDataLoader`), in the order met."""
+
+    def __init__(self) -> None:
+        self.items: list[CaseFailure] = []
+
+    def add(self, failure: CaseFailure) -> None:
+        self.items.append(failure)
+        logger.error("skipping case %s", failure)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def format(self) -> str:
+        """``"N case(s) failed:"`` then one ``case: file: problem`` line per failure."""
+        return f"{len(self.items)} case(s) failed and were skipped:\n" + "\n".join(f"  {f}" for f in self.items)
+
+
+def describe_failure(item: object, error: BaseException, index: int = 0) -> CaseFailure:
+    """A :class:`CaseFailure` for ``item`` (a datalist item) whose loading raised ``error``.
+
+    The file and problem come from the :class:`~monai_attn.errors.BadInputError` in the error's
+    chain when there is one; otherwise the innermost error is reported against the item's images.
+    """
+    from monai_attn.errors import find_bad_input
+
+    images = item.get("image") if isinstance(item, dict) else None
+    paths = [str(p) for p in (images if isinstance(images, (list, tuple)) else [images]) if p is not None]
+    case = item.get("id") if isinstance(item, dict) else None
+    if not case and paths:
+        first = Path(paths[0])
+        case = strip_suffix(first.name, VOLUME_SUFFIXES + IMAGE_SUFFIXES) or first.name
+    bad = find_bad_input(error)
+    if bad is not None:
+        message = bad.problem + (f" — {bad.hint}" if bad.hint else "")
+        return CaseFailure(str(case or f"item {index}"), bad.path, message)
+    root = error
+    while root.__cause__ is not None:
+        root = root.__cause__
+    return CaseFailure(str(case or f"item {index}"), ", ".join(paths) or "?",
+                       f"{type(root).__name__}: {str(root)[:300]}")
+
+
+class _Failed:
+    """What a :class:`SkipFailedCases` item becomes when it cannot be loaded (picklable)."""
+
+    def __init__(self, failure: CaseFailure) -> None:
+        self.failure = failure
+
+
+class _Collated:
+    """A batch of the good items (``None`` when there are none) and the failures met in it."""
+
+    def __init__(self, data, failures: list) -> None:
+        self.data = data
+        self.failures = failures
+
+
+class _SkippingCollate:
+    """Collate function (picklable, for worker processes) that sets failed items aside."""
+
+    def __init__(self, collate_fn: Callable) -> None:
+        self.collate_fn = collate_fn
+
+    def __call__(self, batch: list) -> _Collated:
+        failures = [b.failure for b in batch if isinstance(b, _Failed)]
+        good = [b for b in batch if not isinstance(b, _Failed)]
+        return _Collated(self.collate_fn(good) if good else None, failures)
+
+
+class SkipFailedCases(torch.utils.data.Dataset):
+    """Map-style dataset wrapper: an item whose loading/preprocessing raises becomes a failure
+    record (:func:`describe_failure`) instead of an exception. Used by :class:`KeepGoingDataLoader`."""
+
+    def __init__(self, dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        try:
+            return self.dataset[index]
+        except Exception as e:  # noqa: BLE001 - recorded, listed at the end of the run
+            data = getattr(self.dataset, "data", None)
+            item = data[index] if data is not None and not callable(data) else None
+            return _Failed(describe_failure(item, e, index))
+
+
+class KeepGoingDataLoader(MonaiDataLoader):
+    """A MONAI ``DataLoader`` that skips the cases whose loading or preprocessing fails.
+
+    Each failure (case id, file, problem) is logged when met and recorded in :attr:`failures`;
+    the good cases are batched as usual, so an evaluator over this loader processes (and saves)
+    every good case. :func:`run_keep_going` then lists the failures and exits non-zero.
+
+    The loader has no length (``len()`` raises ``TypeError``): the number of batches is known only
+    at the end. MONAI engines and ignite then end the epoch when the loader is exhausted.
+
+    Args:
+        dataset: a map-style dataset, e.g. ``monai.data.Dataset(items, transform)``.
+        failures: where to record the failures (a new :class:`CaseFailures` by default).
+        kwargs: the other ``DataLoader`` arguments (``batch_size``, ``num_workers``, ``collate_fn``...).
+    """
+
+    def __init__(self, dataset, failures: CaseFailures | None = None, **kwargs) -> None:
+        collate_fn = kwargs.pop("collate_fn", None) or list_data_collate
+        super().__init__(SkipFailedCases(dataset), collate_fn=_SkippingCollate(collate_fn), **kwargs)
+        self.failures = failures if failures is not None else CaseFailures()
+
+    def __len__(self) -> int:
+        raise TypeError("KeepGoingDataLoader has no length: failed cases are skipped")
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __iter__(self):
+        for batch in super().__iter__():
+            for failure in batch.failures:
+                self.failures.add(failure)
+            if batch.data is not None:
+                yield batch.data
+
+
+def run_keep_going(engine, failures: CaseFailures | None = None) -> None:
+    """Run ``engine`` (an evaluator over a :class:`KeepGoingDataLoader`), then list every failed
+    case and end with ``SystemExit`` (exit status 1) if there was any.
+
+    This is the ``run`` step of the bundles' ``inference.json`` / ``evaluate.json``: the good
+    cases are all processed and written, and ``python -m monai.bundle run`` exits non-zero with
+    the list of failures at the end of its output.
+    """
+    failures = failures if failures is not None else getattr(engine.data_loader, "failures", CaseFailures())
+    try:
+        engine.run()
+    except Exception:
+        if not len(failures):
+            raise
+        logger.exception("the run stopped")
+    if len(failures):
+        text = failures.format()
+        logger.error("%s", text)
+        raise SystemExit(text)
