@@ -101,7 +101,17 @@ def make_case(name: str, seed: int = 0):
             preds.append(p)
             gts.append(g)
         return torch.stack(preds)[:, None], torch.stack(gts)[:, None], (1.0, 1.0), "8×256×256 lesions"
+    if name == "mr_small":
+        # a small lesion (~4,000 voxels) in an anisotropic MR, plus a stray false-positive blob
+        shape = (256, 256, 25)
+        pred, gt = blob_pair(shape, (120, 136, 12), (20, 20, 2.6), gen, rough=0.2, err=0.1, cell=8)
+        pred = pred | (ellipsoid_field(shape, (190, 70, 15), (4, 4, 1.2)) > 0)
+        return pred[None, None], gt[None, None], (0.78, 0.78, 6.5), "1×256×256×25, (0.78, 0.78, 6.5) mm"
     if name == "ct":
+        shape = (512, 512, 48)
+        pred, gt = blob_pair(shape, (230, 250, 24), (150, 110, 14), gen, rough=0.2, err=0.08, cell=24)
+        return pred[None, None], gt[None, None], (0.57, 0.57, 5.0), "1×512×512×48, (0.57, 0.57, 5) mm"
+    if name == "ct_300":
         shape = (512, 512, 300)
         pred, gt = blob_pair(shape, (230, 250, 150), (150, 110, 55), gen, rough=0.2, err=0.08, cell=24)
         return pred[None, None], gt[None, None], (0.8, 0.8, 2.5), "1×512×512×300, (0.8, 0.8, 2.5) mm"
