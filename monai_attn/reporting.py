@@ -1,8 +1,10 @@
 """Markdown reports from bundle runs: metric tables, training curves and mistake overlays.
 
 ``monai-attn report RUN_DIR`` works on any bundle run folder (the ``--bundle_root`` of a run): it reads
-``eval/metrics.json`` (written by ``evaluate.json``), the TensorBoard logs under ``eval/`` and the
-overlay PNGs in ``eval/overlays/``, and writes ``RUN_DIR/report.md`` plus ``RUN_DIR/curves.png``.
+``eval/metrics.json`` (written by ``evaluate.json``), the TensorBoard logs under ``eval/``, the
+overlay PNGs in ``eval/overlays/``, the attention panels in ``eval/attention/`` (image | mistakes |
+attention map of the deepest encoder block) and, when inference ran with ``--tta flips``, the
+entropy summary ``predictions/uncertainty.json``, and writes ``RUN_DIR/report.md`` plus ``RUN_DIR/curves.png``.
 :func:`render_screenshot` draws a report (tables, curves, overlays) into one PNG, e.g. the README's
 ``docs/images/report.png`` from ``demo_output``.
 """
@@ -15,7 +17,8 @@ from pathlib import Path
 from .metrics import read_report_json
 from .visualize import plot_curves, read_scalars
 
-__all__ = ["metrics_table", "run_section", "write_run_report", "build_report", "dsb_verdict", "render_screenshot"]
+__all__ = ["metrics_table", "run_section", "write_run_report", "build_report", "dsb_verdict", "render_screenshot",
+           "attention_panels", "uncertainty_line"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +63,47 @@ def run_section(run_dir: str | Path, title: str, rel_to: str | Path, extra_rows:
         parts += ["Overlays: image | ground truth | prediction with **true positives green, false positives "
                   "red, false negatives blue**.", ""]
         parts += [f"![{p.stem}]({os.path.relpath(p, rel_to)})" for p in overlays] + [""]
+    panels = attention_panels(run_dir)
+    if panels:
+        parts += ["Attention (the layout of PATM's Figure 4): image | prediction with mistakes coloured | attention "
+                  "map of the deepest encoder block (dark: low, bright: high; RFNA as trained, on reversed labels, "
+                  "see docs/networks.md).", ""]
+        parts += [f"![{p.stem}]({os.path.relpath(p, rel_to)})" for p in panels] + [""]
+    line = uncertainty_line(run_dir)
+    if line:
+        parts += [line, ""]
     return "\n".join(parts)
+
+
+def attention_panels(run_dir: str | Path) -> list[Path]:
+    """The attention panels of a run (``eval/attention/*.png``, written by ``evaluate.json``'s overlay saver)."""
+    return sorted((Path(run_dir) / "eval" / "attention").glob("*.png"))
+
+
+def uncertainty_line(run_dir: str | Path) -> str | None:
+    """One sentence with the mean flip-TTA entropy inside and outside the predicted masks, from the
+    ``uncertainty.json`` that inference with ``--tta flips`` writes (``predictions/`` or ``eval/`` of the run);
+    None when there is none."""
+    import json
+
+    for folder in ("predictions", "eval"):
+        path = Path(run_dir) / folder / "uncertainty.json"
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text())
+            summary, cases = data["summary"], data["cases"]
+        except (ValueError, KeyError, TypeError) as e:
+            logger.warning("%s: unreadable uncertainty summary (%s)", path, e)
+            continue
+
+        def fmt(v) -> str:
+            return "—" if v is None else f"**{v:.3f}**"
+
+        return (f"Flip test-time augmentation (`--tta flips`, {len(cases)} case(s) in `{folder}/`): mean entropy of "
+                f"the flips' votes {fmt(summary.get('entropy_inside'))} bits inside the predicted mask, "
+                f"{fmt(summary.get('entropy_outside'))} bits outside (0: all flips agree, 1: evenly split).")
+    return None
 
 
 def write_run_report(run_dir: str | Path, screenshot: str | Path | None = None) -> Path:
@@ -188,28 +231,32 @@ def render_screenshot(folder: str | Path, path: str | Path, max_overlays: int = 
     sections = report_sections(folder)
     if not sections:
         raise FileNotFoundError(f"{folder}: neither a bundle run folder (with eval/) nor a demo output folder")
-    panels = []  # (title, table or None, curves image or None, [overlay images])
+    panels = []  # (title, table or None, curves image or None, [overlay images], [attention panels])
     for run_dir, title, extra in sections:
         metrics_json = run_dir / "eval" / "metrics.json"
         table = _table_cells({"model": _class_summary(metrics_json), **extra}) if metrics_json.is_file() else None
         curves = plot_curves(read_scalars(run_dir / "eval"), run_dir / "curves.png", title=title)
         overlays = sorted((run_dir / "eval" / "overlays").glob("*.png"))[:max_overlays]
+        attention = attention_panels(run_dir)[:max_overlays]
         panels.append((title, table, Image.open(curves).convert("RGB") if curves else None,
-                       [Image.open(p).convert("RGB") for p in overlays]))
+                       [Image.open(p).convert("RGB") for p in overlays],
+                       [Image.open(p).convert("RGB") for p in attention]))
 
     # one row per block: heights in inches at a 12-inch width
     width = 12.0
     blocks: list[tuple[str, object, float]] = []
-    for title, table, curves, overlays in panels:
+    for title, table, curves, overlays, attention in panels:
         blocks.append(("title", title, 0.45))
         if table:
             blocks.append(("table", table, 0.3 * (len(table[1]) + 1) + 0.1))
         if curves is not None:
             blocks.append(("image", curves, width * curves.height / curves.width))
-        if overlays:
-            blocks.append(("overlays", overlays, min(3.2, width / len(overlays) * max(o.height / o.width for o in overlays))))
+        for row in (overlays, attention):  # attention panels: image | mistakes | attention map (PATM Figure 4)
+            if row:
+                blocks.append(("overlays", row, min(3.2, width / len(row) * max(o.height / o.width for o in row))))
     blocks.insert(0, ("heading", "monai_attn report (overlays: image | truth | true positives green, "
-                      "false positives red, false negatives blue)", 0.5))
+                      "false positives red, false negatives blue;\nattention panels: image | mistakes | attention map of the deepest "
+                      "encoder block)", 0.7))
     heights = [h for _, _, h in blocks]
     fig = plt.figure(figsize=(width, sum(heights)))
     grid = fig.add_gridspec(len(blocks), 1, height_ratios=heights, hspace=0.05, left=0.01, right=0.99, top=0.99,

@@ -1,4 +1,5 @@
-"""Pictures for reports: mistake overlays (the PATM paper's way of showing errors) and training curves."""
+"""Pictures for reports: mistake overlays (the PATM paper's way of showing errors), attention panels
+(image | mistakes | attention map, the layout of PATM's Figure 4) and training curves."""
 from __future__ import annotations
 
 import logging
@@ -7,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MISTAKE_COLOURS", "mistake_overlay", "save_overlay", "read_scalars", "plot_curves", "OverlaySaver"]
+__all__ = ["MISTAKE_COLOURS", "mistake_overlay", "save_overlay", "heat_map", "save_attention_panel", "read_scalars",
+           "plot_curves", "OverlaySaver"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +59,41 @@ def save_overlay(path: str | Path, image: np.ndarray, truth: np.ndarray, pred: n
     gt = base.copy()
     gt[np.asarray(truth) > 0] = MISTAKE_COLOURS["tp"]
     panels = [base, gt, mistake_overlay(image, truth, pred)]
+    h, w = base.shape[:2]
+    gap, header = 4, 16 if title else 0
+    canvas = Image.new("RGB", (3 * w + 2 * gap, h + header), (255, 255, 255))
+    for i, panel in enumerate(panels):
+        canvas.paste(Image.fromarray(panel), (i * (w + gap), header))
+    if title:
+        ImageDraw.Draw(canvas).text((2, 2), title, fill=(0, 0, 0))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path
+
+
+def heat_map(values: np.ndarray, vmax: float | None = None, cmap: str = "inferno") -> np.ndarray:
+    """An RGB uint8 heat map of a 2D array: 0 → the colour map's start, ``vmax`` (default: 1, or the
+    maximum when it exceeds 1, e.g. for global-context weights) → its end."""
+    from matplotlib import colormaps
+
+    values = np.nan_to_num(np.asarray(values, dtype=np.float32))
+    top = vmax if vmax is not None else max(1.0, float(values.max()) if values.size else 1.0)
+    scaled = np.clip(values / max(top, 1e-12), 0.0, 1.0)
+    return (colormaps[cmap](scaled)[..., :3] * 255).round().astype(np.uint8)
+
+
+def save_attention_panel(path: str | Path, image: np.ndarray, truth: np.ndarray, pred: np.ndarray,
+                         attention: np.ndarray, title: str | None = None) -> Path:
+    """Save a three-panel PNG in the layout of PATM's Figure 4: image | prediction with mistakes coloured
+    (:func:`mistake_overlay`) | attention map (:func:`heat_map`). All arrays are 2D (H, W) (image may be RGB)."""
+    from PIL import Image, ImageDraw
+
+    base = _grey_to_rgb(image) if np.asarray(image).ndim == 2 else np.asarray(image, np.uint8)
+    attention = np.asarray(attention, dtype=np.float32)
+    if attention.shape != base.shape[:2]:
+        raise ValueError(f"attention map {attention.shape} and image {base.shape[:2]} differ in size")
+    panels = [base, mistake_overlay(image, truth, pred), heat_map(attention)]
     h, w = base.shape[:2]
     gap, header = 4, 16 if title else 0
     canvas = Image.new("RGB", (3 * w + 2 * gap, h + header), (255, 255, 255))
@@ -131,17 +168,31 @@ class OverlaySaver:
     Attach to a MONAI ``SupervisedEvaluator`` (``val_handlers``); its postprocessed outputs must hold
     ``image``, ``label`` and binary ``pred`` of the same spatial shape.
 
+    With ``network`` (a network with attention blocks), each drawn case also gets an attention panel
+    (:func:`save_attention_panel`: image | mistakes | attention map, PATM's Figure 4) in
+    ``<output_dir>/../attention/<case>_attention_<block>.png``: the map of ``attention_block`` (default:
+    the deepest encoder block) from one extra pass of ``network`` over the shown image or slice (the
+    network's input, ``image``). RFNA maps are shown as trained (reversed labels). Networks without
+    attention blocks draw no panel.
+
     Args:
         output_dir: folder of the PNGs (``<case>.png``).
         max_cases: how many cases to draw per run. Defaults to 8.
         channel: image channel shown (e.g. 2 = T1ce for BraTS). Defaults to 0.
         slice_axis: spatial axis sliced for volumes. Defaults to 2 (axial in RAS).
+        network: draw attention panels with this network. Defaults to None (no panels).
+        attention_block: the attention map drawn. Defaults to the deepest encoder block.
+        attention_dir: folder of the attention panels. Defaults to ``output_dir``'s sibling ``attention``.
     """
 
-    def __init__(self, output_dir: str, max_cases: int = 8, channel: int = 0, slice_axis: int = 2) -> None:
+    def __init__(self, output_dir: str, max_cases: int = 8, channel: int = 0, slice_axis: int = 2,
+                 network=None, attention_block: str | None = None, attention_dir: str | None = None) -> None:
         self.output_dir = Path(output_dir)
         self.max_cases, self.channel, self.slice_axis = max_cases, channel, slice_axis
         self.saved: list[Path] = []
+        self.network = network
+        self.attention_block = attention_block
+        self.attention_dir = Path(attention_dir) if attention_dir else self.output_dir.parent / "attention"
 
     def attach(self, engine) -> None:
         from ignite.engine import Events
@@ -160,8 +211,9 @@ class OverlaySaver:
         def arr(x):
             return np.asarray(x.detach().cpu() if hasattr(x, "detach") else x)
 
-        image, truth, pred = arr(item["image"]), arr(item["label"])[0], arr(item["pred"])[0]
-        image = image[min(self.channel, image.shape[0] - 1)]
+        channels, truth, pred = arr(item["image"]), arr(item["label"])[0], arr(item["pred"])[0]
+        image = channels[min(self.channel, channels.shape[0] - 1)]
+        k = None
         if image.ndim == 3:
             other = tuple(a for a in range(3) if a != self.slice_axis)
             # the slice with the most ground truth (or, without any, the most predicted foreground)
@@ -174,4 +226,32 @@ class OverlaySaver:
         # MONAI arrays are (x, y): transpose so rows run top to bottom as in the file viewers
         path = save_overlay(self.output_dir / f"{title.split(',')[0]}.png", image.T, truth.T, pred.T, title=title)
         self.saved.append(path)
+        if self.network is not None:
+            self.save_attention(channels if k is None else np.take(channels, k, axis=1 + self.slice_axis),
+                                image, truth, pred, title)
         return path
+
+    def save_attention(self, network_input: np.ndarray, image: np.ndarray, truth: np.ndarray, pred: np.ndarray,
+                       title: str) -> Path | None:
+        """Draw the attention panel of one 2D case (``network_input``: (C, H, W), the others (H, W))."""
+        import torch
+
+        from monai_attn.networks.attention import attention_blocks, attention_maps, deepest_encoder_block
+
+        if not attention_blocks(self.network):
+            return None
+        block = self.attention_block or deepest_encoder_block(self.network)
+        device = next(self.network.parameters()).device
+        x = torch.as_tensor(network_input, dtype=torch.float32, device=device)[None]
+        was_training = self.network.training
+        self.network.eval()
+        try:
+            attention = attention_maps(self.network, x, block)[block][0, 0].cpu().numpy()
+        except ValueError as e:  # e.g. an input too small for the network: the panel is an extra, not a failure
+            logger.warning("no attention panel for %s: %s", title, e)
+            return None
+        finally:
+            self.network.train(was_training)
+        name = f"{title.split(',')[0]}_attention_{block.replace('.', '_')}"
+        return save_attention_panel(self.attention_dir / f"{name}.png", image.T, truth.T, pred.T, attention.T,
+                                    title=f"{title}: image | mistakes | attention {block}")

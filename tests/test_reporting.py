@@ -135,3 +135,49 @@ def test_readme_screenshot_is_committed_small_and_referenced():
     assert path.is_file() and path.stat().st_size < 500_000
     assert Image.open(path).format == "PNG"
     assert "](docs/images/report.png)" in (ROOT / "README.md").read_text()
+
+
+def _attention(run_dir: Path, cases: int = 2) -> None:
+    """Attention panels as evaluate.json's overlay saver writes them."""
+    from monai_attn.visualize import save_attention_panel
+
+    rng = np.random.default_rng(1)
+    truth = np.zeros((32, 32), bool)
+    truth[8:20, 8:20] = True
+    for k in range(cases):
+        save_attention_panel(run_dir / "eval" / "attention" / f"case_{k}_attention_encoder3_fpa.png",
+                             rng.random((32, 32)), truth, np.roll(truth, 2, axis=1), rng.random((32, 32)),
+                             title=f"case_{k}")
+
+
+def test_run_report_shows_attention_panels_and_tta_entropy(tmp_path):
+    import json
+
+    from monai_attn.workflows.attention import uncertainty_summary
+
+    run = _run(tmp_path / "run")
+    assert "Attention" not in write_run_report(run).read_text()  # nothing to show: no section
+    _attention(run)
+    cases = {"a": {"entropy_inside": 0.5, "entropy_outside": 0.0, "voxels_inside": 10, "voxels_outside": 90},
+             "b": {"entropy_inside": 0.2, "entropy_outside": 0.1, "voxels_inside": 30, "voxels_outside": 70}}
+    (run / "predictions").mkdir()
+    (run / "predictions" / "uncertainty.json").write_text(json.dumps(uncertainty_summary(cases)))
+    text = write_run_report(run).read_text()
+    assert "PATM's Figure 4" in text
+    assert "![case_0_attention_encoder3_fpa](eval/attention/case_0_attention_encoder3_fpa.png)" in text
+    # voxel-weighted means by hand: inside (0.5·10 + 0.2·30) / 40, outside (0·90 + 0.1·70) / 160
+    assert "**0.275** bits inside the predicted mask, **0.044** bits outside" in text and "2 case(s)" in text
+
+
+def test_demo_report_and_screenshot_show_the_fpa_attention_panel(tmp_path):
+    out = _demo(tmp_path / "demo", 1, 3)
+    without = Image.open(render_screenshot(out, tmp_path / "without.png"))
+    _attention(out / "brats" / "run")  # the demo's FPA run (BraTS-like volumes)
+    text = build_report(out, timings={}, settings={}).read_text()
+    brats, dsb = text.split("## " + "Real DSB 2018")[0], text.split("## " + "Real DSB 2018")[1]
+    assert "brats/run/eval/attention/case_0_attention_encoder3_fpa.png" in brats and "attention/" not in dsb
+    shot = Image.open(render_screenshot(out, tmp_path / "with.png"))
+    assert shot.size[1] > without.size[1]  # one more row: the attention panels
+    # the heat map's colours are in the picture (inferno's bright end is yellow-white)
+    rgb = np.asarray(shot.convert("RGB")).reshape(-1, 3).astype(int)
+    assert ((rgb[:, 0] > 200) & (rgb[:, 1] > 150) & (rgb[:, 2] < 120)).any()

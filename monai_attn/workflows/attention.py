@@ -28,10 +28,11 @@ import torch.nn as nn
 from monai_attn.atomic import atomic_write, write_text_atomic
 from monai_attn.networks.attention import AttentionRecorder, attention_blocks, deepest_encoder_block
 from monai_attn.overrides import as_bool
+from monai_attn.visualize import heat_map
 
 from .outputs import case_name_formatter
 
-__all__ = ["TTA_MODES", "InferenceOutputs", "inference_network", "flip_tta", "vote_entropy", "heat_map",
+__all__ = ["TTA_MODES", "InferenceOutputs", "inference_network", "flip_tta", "vote_entropy",
            "SaveInferenceExtrasd", "attention_file_stem", "uncertainty_summary"]
 
 logger = logging.getLogger(__name__)
@@ -172,17 +173,6 @@ def inference_network(network: nn.Module, save_attention=False, attention_blocks
 def attention_file_stem(case: str, extra: str) -> str:
     """``<case>_attention_<block>`` (the block name's dots as underscores: ``encoder3_fpa``) or ``<case>_entropy``."""
     return f"{case}_{extra.replace('.', '_')}"
-
-
-def heat_map(values: np.ndarray, vmax: float | None = None, cmap: str = "inferno") -> np.ndarray:
-    """An RGB uint8 heat map of a 2D array: 0 → the colour map's start, ``vmax`` (default: 1, or the
-    maximum when it exceeds 1) → its end."""
-    from matplotlib import colormaps
-
-    values = np.nan_to_num(np.asarray(values, dtype=np.float32))
-    top = vmax if vmax is not None else max(1.0, float(values.max()) if values.size else 1.0)
-    scaled = np.clip(values / max(top, 1e-12), 0.0, 1.0)
-    return (colormaps[cmap](scaled)[..., :3] * 255).round().astype(np.uint8)
 
 
 class SaveInferenceExtrasd:

@@ -123,3 +123,34 @@ def test_known_lesion_found_at_the_right_voxels(tmp_path, shape, affine, cli):
     pred = nib.load(out / "case_a_seg.nii.gz")
     assert pred.shape == shape and np.allclose(pred.affine, affine)
     np.testing.assert_array_equal(np.asarray(pred.dataobj).astype(bool), lesion)
+
+
+def test_inference_writes_attention_and_entropy_in_the_inputs_geometry(tmp_path, cli):
+    """``--save_attention true --tta flips`` on an anisotropic, axis-permuted volume: the attention map of the
+    deepest encoder block and the entropy map have the input's shape and affine; the prediction is still written."""
+    shape = (12, 90, 70)
+    affine = np.array([[0.0, -0.9, 0.0, 40.0], [0.0, 0.0, -0.8, 30.0], [5.0, 0.0, 0.0, -20.0], [0.0, 0.0, 0.0, 1.0]])
+    lesion = np.zeros(shape, bool)
+    lesion[5:8, 40:50, 30:40] = True
+    case = tmp_path / "in" / "case_a"
+    _write_case(case, shape, affine, lesion)
+    network = "monai_attn.networks.MistakesUNet.preset('fpa', spatial_dims=2, in_channels=4, out_channels=1, width=4)"
+    from monai_attn.networks import MistakesUNet
+
+    torch.manual_seed(0)
+    torch.save({"model": MistakesUNet.preset("fpa", 2, 4, 1, width=4).state_dict()}, tmp_path / "fpa.pt")
+    out = tmp_path / "pred"
+    cli.bundle_run(BUNDLE, ["inference.json"], tmp_path, {
+        "input_dir": case.parent, "output_dir": out, "ckpt_path": tmp_path / "fpa.pt", "network_def": f"${network}",
+        "roi_size": "[96,96]", "sw_batch_size": 12, "save_attention": "true", "tta": "flips",
+    })
+    pred = nib.load(out / "case_a_seg.nii.gz")
+    assert pred.shape == shape and np.allclose(pred.affine, affine)
+    for stem in ("case_a_attention_encoder3_fpa", "case_a_entropy"):
+        img = nib.load(out / f"{stem}.nii.gz")
+        assert img.shape == shape and np.allclose(img.affine, affine), stem
+        values = np.asarray(img.dataobj)
+        assert np.isfinite(values).all() and 0 <= values.min() and values.max() <= 1, stem
+    assert np.asarray(nib.load(out / "case_a_attention_encoder3_fpa.nii.gz").dataobj).std() > 0
+    uncertainty = json.loads((out / "uncertainty.json").read_text())
+    assert set(uncertainty["cases"]) == {"case_a"} and uncertainty["summary"]["voxels_outside"] > 0
