@@ -7,7 +7,7 @@ only scans modules already in ``sys.modules`` whose names start with ``monai``) 
 
 __version__ = "0.1.0"
 
-from . import data, inferers, losses, metrics, networks, transforms, visualize, workflows  # noqa: E402,F401
+from . import data, inferers, losses, metrics, networks, papers, schedules, transforms, visualize, workflows  # noqa: E402,F401
 from .inferers import *  # noqa: E402,F401,F403
 from .losses import *  # noqa: E402,F401,F403
 from .metrics import *  # noqa: E402,F401,F403

@@ -27,6 +27,7 @@ from .dsb2018 import DSB2018, write_dsb2018_case, write_dsb2018_sample
 from .isic2018 import ISIC2018
 from .isles2018 import ISLES2018, ISLES_MAPS
 from .loading import datalist_fold, load_datalist, make_dataset, select_fold
+from .slice_dataset import AUGMENTATIONS, SLICE_SELECTIONS, VolumeSliceDataset, patm_slice_augmentation
 from .synthetic import SYNTHESIZERS, synthesize
 
 __all__ = [
@@ -52,6 +53,10 @@ __all__ = [
     "select_fold",
     "datalist_fold",
     "make_dataset",
+    "VolumeSliceDataset",
+    "patm_slice_augmentation",
+    "SLICE_SELECTIONS",
+    "AUGMENTATIONS",
     "SYNTHESIZERS",
     "synthesize",
 ]
