@@ -28,7 +28,7 @@ from monai_attn import reproduce as rp
 from monai_attn.cli import main
 
 TINY = ["--device", "cpu", "--epochs", "1", "--seeds", "2", "--folds", "0,1", "--jobs", "4",
-        "--override", "roi_size=[64,64]", "--override", "num_workers=0", "--override", "slices_per_volume=2",
+        "--override", "roi_size=[64,64]", "--override", "num_workers=0", "--override", "batch_size=16",
         "--override", "sw_batch_size=16"]
 CELLS = [f"{n}/seed{s}/fold{f}" for n in ("unet", "fpa") for s in (0, 1) for f in (0, 1)]
 MEAN_STD = re.compile(r"^\d+\.\d+ ± \d+\.\d+$")
