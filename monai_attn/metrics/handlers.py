@@ -31,7 +31,8 @@ from monai.data.utils import affine_to_spacing
 from monai.handlers import IgniteMetricHandler
 from monai.utils import IgniteInfo, MetricReduction, min_version, optional_import
 
-from .hausdorff import HausdorffMetric
+from .hausdorff import ASSDMetric, HausdorffMetric, NormalizedSurfaceDiceMetric, split_spacing
+from .lesions import lesion_report, lesion_rows, write_lesions_csv
 from .report import REPORT_METRICS, SegmentationReport
 from .surface_distance import SpacingType
 
@@ -44,7 +45,13 @@ reinit__is_reduced, _ = optional_import(
 )
 idist, _ = optional_import("ignite", IgniteInfo.OPT_IMPORT_VERSION, min_version, "distributed")
 
-__all__ = ["HausdorffHandler", "SegmentationReportHandler", "spacing_from_meta"]
+__all__ = [
+    "ASSDHandler",
+    "HausdorffHandler",
+    "SegmentationReportHandler",
+    "SurfaceDiceHandler",
+    "spacing_from_meta",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +147,9 @@ class HausdorffHandler(_SpacingMixin, IgniteMetricHandler):
         output_transform: maps ``engine.state.output`` to ``(y_pred, y)``, e.g.
             ``from_engine(["pred", "label"])``.
         save_details: keep the per-image values in ``engine.state.metric_details[name]``.
+        convention: ``"monai"`` (default), ``"pooled"`` or ``"surface"`` (:func:`hausdorff_distance`).
 
+    Masks must be binary (bool or 0/1; e.g. after ``AsDiscrete``); anything else raises ``ValueError``.
     After each epoch the numbers of empty cases are logged and stored in
     ``engine.state.metric_details[name + "_empty"]`` when ``save_details``.
     """
@@ -157,6 +166,7 @@ class HausdorffHandler(_SpacingMixin, IgniteMetricHandler):
         meta_key: str | None = None,
         output_transform: Callable = lambda x: x,
         save_details: bool = True,
+        convention: str = "monai",
     ) -> None:
         metric_fn = HausdorffMetric(
             include_background=include_background,
@@ -165,6 +175,7 @@ class HausdorffHandler(_SpacingMixin, IgniteMetricHandler):
             directed=directed,
             reduction=reduction,
             empty=empty,
+            convention=convention,
         )
         self.spacing = spacing
         self.meta_key = meta_key
@@ -203,6 +214,12 @@ class SegmentationReportHandler(_SpacingMixin, IgniteMetricHandler):
             :class:`~monai_attn.metrics.SegmentationReport` (defaults: ``False``, ``95``,
             ``"diagonal"``, ``None``, ``"dice"``).
         spacing, meta_key, output_transform, save_details: as :class:`HausdorffHandler`.
+        lesions: also run :func:`~monai_attn.metrics.lesion_report` on every (case, class) and
+            write ``{output_dir}/lesions.csv`` (one row per ground-truth or false-positive lesion)
+            beside the metrics; ``True`` for the defaults, or a dict of ``lesion_report``
+            arguments (e.g. ``{"brats": "BraTS-GLI"}``). The summed lesion counts are stored as
+            ``engine.state.metrics[f"{name}_lesion_recall"]`` etc. Defaults to ``False``.
+        convention: of the ``hd95`` column (:func:`hausdorff_distance`). Defaults to ``"monai"``.
     """
 
     def __init__(
@@ -218,6 +235,8 @@ class SegmentationReportHandler(_SpacingMixin, IgniteMetricHandler):
         meta_key: str | None = None,
         output_transform: Callable = lambda x: x,
         save_details: bool = True,
+        lesions: bool | dict = False,
+        convention: str = "monai",
     ) -> None:
         metric_fn = SegmentationReport(
             include_background=include_background,
@@ -225,19 +244,45 @@ class SegmentationReportHandler(_SpacingMixin, IgniteMetricHandler):
             empty=empty,
             class_names=class_names,
             key_metric=key_metric,
+            convention=convention,
         )
         self.spacing = spacing
         self.meta_key = meta_key
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.filename = filename
+        if not isinstance(lesions, (bool, dict)):
+            raise ValueError(f"lesions must be True/False or a dict of lesion_report arguments, got {lesions!r}.")
+        self.lesion_options = (dict(lesions) if isinstance(lesions, dict) else {}) if lesions else None
+        self.lesion_rows: list[dict] = []
         super().__init__(metric_fn=metric_fn, output_transform=output_transform, save_details=save_details)
+
+    @reinit__is_reduced
+    def reset(self) -> None:
+        super().reset()
+        self.lesion_rows = []
 
     @reinit__is_reduced
     def update(self, output: Sequence[Any]) -> None:
         if len(output) != 2:
             raise ValueError(f"output must have length 2 (y_pred, y), got {len(output)}.")
         y_pred, y = output
-        self.metric_fn(y_pred, y, spacing=self._spacing(y_pred, y))
+        spacing = self._spacing(y_pred, y)
+        self.metric_fn(y_pred, y, spacing=spacing)
+        if self.lesion_options is not None:
+            self._lesions(y_pred, y, spacing)
+
+    def _lesions(self, y_pred: Any, y: Any, spacing: Any) -> None:
+        report: SegmentationReport = self.metric_fn
+        preds = list(y_pred) if isinstance(y_pred, (list, tuple)) else list(y_pred.unbind(0))
+        labels = list(y) if isinstance(y, (list, tuple)) else list(y.unbind(0))
+        cases = report.case_ids[-len(preds) :]
+        names = report.classes()
+        offset = report._channel_offset
+        for p, t, sp, case in zip(preds, labels, split_spacing(spacing, len(preds)), cases):
+            sp = None if sp is None else [float(v) for v in torch.as_tensor(sp).reshape(-1)]
+            for c, cname in enumerate(names):
+                rep = lesion_report(p[c + offset], t[c + offset], spacing=sp, **self.lesion_options)
+                self.lesion_rows += lesion_rows(rep, case, cname)
 
     def compute(self) -> Any:
         result = super().compute()
@@ -246,8 +291,82 @@ class SegmentationReportHandler(_SpacingMixin, IgniteMetricHandler):
         if self._engine is not None and self._name is not None:
             for m in REPORT_METRICS:
                 self._engine.state.metrics[f"{self._name}_{m}"] = summary["all"][m]["mean"]
+            if self.lesion_options is not None:
+                gt = [r for r in self.lesion_rows if r["kind"] == "gt"]
+                found = sum(bool(r["detected"]) for r in gt)
+                self._engine.state.metrics[f"{self._name}_lesion_recall"] = found / len(gt) if gt else float("nan")
+                self._engine.state.metrics[f"{self._name}_fp_lesions"] = len(self.lesion_rows) - len(gt)
         if self.output_dir is not None and idist.get_rank() == 0:
             csv_path = report.to_csv(self.output_dir / f"{self.filename}.csv")
             report.to_json(self.output_dir / f"{self.filename}.json")
             logger.info(f"{self._name}: wrote {csv_path} and {csv_path.with_suffix('.json')}")
+            if self.lesion_options is not None:
+                path = write_lesions_csv(self.lesion_rows, self.output_dir / "lesions.csv")
+                logger.info(f"{self._name}: wrote {path}")
         return result
+
+
+class ASSDHandler(HausdorffHandler):
+    """Average symmetric surface distance handler (:class:`~monai_attn.metrics.ASSDMetric`) that
+    uses the voxel spacing like :class:`HausdorffHandler`.
+
+    Args:
+        include_background, distance_metric, symmetric, reduction, empty, convention: as
+            :class:`~monai_attn.metrics.ASSDMetric`.
+        spacing, meta_key, output_transform, save_details: as :class:`HausdorffHandler`.
+    """
+
+    def __init__(
+        self,
+        include_background: bool = False,
+        distance_metric: str = "euclidean",
+        symmetric: bool = True,
+        reduction: MetricReduction | str = MetricReduction.MEAN,
+        empty: str | float = "diagonal",
+        spacing: SpacingType = None,
+        meta_key: str | None = None,
+        output_transform: Callable = lambda x: x,
+        save_details: bool = True,
+        convention: str = "monai",
+    ) -> None:
+        metric_fn = ASSDMetric(
+            include_background=include_background, distance_metric=distance_metric, symmetric=symmetric,
+            reduction=reduction, empty=empty, convention=convention,
+        )  # fmt: skip
+        self.spacing = spacing
+        self.meta_key = meta_key
+        IgniteMetricHandler.__init__(self, metric_fn=metric_fn, output_transform=output_transform,
+                                     save_details=save_details)  # fmt: skip
+
+
+class SurfaceDiceHandler(HausdorffHandler):
+    """Normalised surface Dice handler (:class:`~monai_attn.metrics.NormalizedSurfaceDiceMetric`)
+    that uses the voxel spacing like :class:`HausdorffHandler`.
+
+    Args:
+        class_thresholds, include_background, distance_metric, reduction, both_empty, convention:
+            as :class:`~monai_attn.metrics.NormalizedSurfaceDiceMetric`.
+        spacing, meta_key, output_transform, save_details: as :class:`HausdorffHandler`.
+    """
+
+    def __init__(
+        self,
+        class_thresholds: float | Sequence[float],
+        include_background: bool = False,
+        distance_metric: str = "euclidean",
+        reduction: MetricReduction | str = MetricReduction.MEAN,
+        both_empty: float = 1.0,
+        spacing: SpacingType = None,
+        meta_key: str | None = None,
+        output_transform: Callable = lambda x: x,
+        save_details: bool = True,
+        convention: str = "surface",
+    ) -> None:
+        metric_fn = NormalizedSurfaceDiceMetric(
+            class_thresholds, include_background=include_background, distance_metric=distance_metric,
+            reduction=reduction, both_empty=both_empty, convention=convention,
+        )  # fmt: skip
+        self.spacing = spacing
+        self.meta_key = meta_key
+        IgniteMetricHandler.__init__(self, metric_fn=metric_fn, output_transform=output_transform,
+                                     save_details=save_details)  # fmt: skip

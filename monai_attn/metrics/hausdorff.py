@@ -1,5 +1,7 @@
 """``HausdorffMetric``: a drop-in for MONAI's ``HausdorffDistanceMetric`` with an explicit
-empty-mask policy, computed batched on any device by :func:`hausdorff_distance`."""
+empty-mask policy, computed batched on any device by :func:`hausdorff_distance`; the same for
+the average symmetric surface distance (``ASSDMetric``) and the normalised surface Dice
+(``NormalizedSurfaceDiceMetric``; MONAI's own ``SurfaceDiceMetric`` keeps its name)."""
 
 from __future__ import annotations
 
@@ -12,9 +14,23 @@ from monai.metrics import Cumulative, CumulativeIterationMetric
 from monai.metrics.utils import do_metric_reduction
 from monai.utils import MetricReduction
 
-from .surface_distance import EMPTY_POLICIES, SpacingType, hausdorff_distance
+from .surface_distance import (
+    CONVENTIONS,
+    EMPTY_POLICIES,
+    SpacingType,
+    average_surface_distance,
+    hausdorff_distance,
+    surface_dice,
+)
 
-__all__ = ["HausdorffMetric", "EMPTY_CODES", "ListAsBatchMixin", "split_spacing"]
+__all__ = [
+    "ASSDMetric",
+    "EMPTY_CODES",
+    "HausdorffMetric",
+    "ListAsBatchMixin",
+    "NormalizedSurfaceDiceMetric",
+    "split_spacing",
+]
 
 #: meaning of the codes returned with ``return_empty=True`` and kept by :class:`HausdorffMetric`.
 EMPTY_CODES = {0: "none", 1: "pred_empty", 2: "gt_empty", 3: "both_empty"}
@@ -98,6 +114,10 @@ class HausdorffMetric(ListAsBatchMixin, CumulativeIterationMetric):
         empty: the empty-mask policy above. Defaults to ``"diagonal"``.
         spacing: default voxel spacing, used when a call passes none (MONAI's forms: a number, a
             sequence per dimension, or one per image). Defaults to ``None`` (1).
+        convention: ``"monai"`` (default), ``"pooled"`` (medpy) or ``"surface"`` (DeepMind); see
+            :func:`~monai_attn.metrics.hausdorff_distance`.
+
+    Inputs must be binary (bool or 0/1); anything else raises ``ValueError``.
 
     Example::
 
@@ -120,9 +140,13 @@ class HausdorffMetric(ListAsBatchMixin, CumulativeIterationMetric):
         ignore_index: int | None = None,
         empty: str | float = "diagonal",
         spacing: SpacingType = None,
+        convention: str = "monai",
     ) -> None:
         if isinstance(empty, str) and empty not in EMPTY_POLICIES:
             raise ValueError(f"empty must be one of {EMPTY_POLICIES} or a number, got {empty!r}.")
+        if convention not in CONVENTIONS:
+            raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}.")
+        self.convention = convention
         self._codes = _Buffer()
         super().__init__()
         self.include_background = include_background
@@ -157,7 +181,18 @@ class HausdorffMetric(ListAsBatchMixin, CumulativeIterationMetric):
             mask = create_ignore_mask(y, self.ignore_index)
             if mask is not None:
                 y_pred, y = y_pred * mask, y * mask
-        hd, codes = hausdorff_distance(
+        hd, codes = self._values(y_pred, y, spacing)
+        if self.ignore_index is not None:
+            offset = 0 if self.include_background else 1  # as MONAI, even when C == 1
+            col = self.ignore_index - offset
+            if 0 <= col < hd.shape[1]:
+                hd[:, col] = float("nan")
+                codes[:, col] = 0
+        self._codes.extend(codes)
+        return hd
+
+    def _values(self, y_pred: torch.Tensor, y: torch.Tensor, spacing: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        return hausdorff_distance(
             y_pred,
             y,
             include_background=self.include_background,
@@ -167,15 +202,8 @@ class HausdorffMetric(ListAsBatchMixin, CumulativeIterationMetric):
             spacing=spacing,
             empty=self.empty,
             return_empty=True,
+            convention=self.convention,
         )
-        if self.ignore_index is not None:
-            offset = 0 if self.include_background else 1  # as MONAI, even when C == 1
-            col = self.ignore_index - offset
-            if 0 <= col < hd.shape[1]:
-                hd[:, col] = float("nan")
-                codes[:, col] = 0
-        self._codes.extend(codes)
-        return hd
 
     def empty_codes(self) -> torch.Tensor | None:
         """Per-case codes ``[N, C]`` accumulated so far (see :data:`EMPTY_CODES`)."""
@@ -212,3 +240,81 @@ class HausdorffMetric(ListAsBatchMixin, CumulativeIterationMetric):
         if with_counts:
             out = out + (self.empty_counts(),)
         return out if len(out) > 1 else out[0]
+
+
+class ASSDMetric(HausdorffMetric):
+    """Average symmetric surface distance per image and class (:func:`average_surface_distance`),
+    accumulated over iterations; MONAI's ``SurfaceDistanceMetric(symmetric=True)`` with the
+    explicit empty-mask policy and conventions of :class:`HausdorffMetric`.
+
+    Args:
+        symmetric: both directions (default) or prediction → ground truth only.
+        convention: ``"monai"`` (default) = ``"pooled"`` (MONAI, medpy ``assd``) or
+            ``"surface"`` (DeepMind, area-weighted).
+        Other arguments as :class:`HausdorffMetric` (no ``percentile``/``directed``).
+    """
+
+    def __init__(
+        self,
+        include_background: bool = False,
+        distance_metric: str = "euclidean",
+        symmetric: bool = True,
+        reduction: MetricReduction | str = MetricReduction.MEAN,
+        get_not_nans: bool = False,
+        ignore_index: int | None = None,
+        empty: str | float = "diagonal",
+        spacing: SpacingType = None,
+        convention: str = "monai",
+    ) -> None:
+        super().__init__(
+            include_background=include_background, distance_metric=distance_metric, directed=not symmetric,
+            reduction=reduction, get_not_nans=get_not_nans, ignore_index=ignore_index, empty=empty,
+            spacing=spacing, convention=convention,
+        )  # fmt: skip
+        self.symmetric = symmetric
+
+    def _values(self, y_pred: torch.Tensor, y: torch.Tensor, spacing: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        return average_surface_distance(
+            y_pred, y, include_background=self.include_background, distance_metric=self.distance_metric,
+            symmetric=self.symmetric, spacing=spacing, convention=self.convention, empty=self.empty,
+            return_empty=True,
+        )  # fmt: skip
+
+
+class NormalizedSurfaceDiceMetric(HausdorffMetric):
+    """Normalised surface Dice at a tolerance per image and class (:func:`surface_dice`),
+    accumulated over iterations; MONAI's ``SurfaceDiceMetric`` (``convention="monai"``: edge
+    voxels counted, MONAI's default) or DeepMind's / MONAI's ``use_subvoxels=True``
+    (``convention="surface"``, default: area-weighted corner surface elements).
+
+    Args:
+        class_thresholds: tolerance in physical units, one number or one per reported class.
+        both_empty: value when both masks are empty (MONAI: NaN). Defaults to ``1.0``.
+        Other arguments as :class:`HausdorffMetric`. Empty counts are kept as there.
+    """
+
+    def __init__(
+        self,
+        class_thresholds: float | Sequence[float],
+        include_background: bool = False,
+        distance_metric: str = "euclidean",
+        reduction: MetricReduction | str = MetricReduction.MEAN,
+        get_not_nans: bool = False,
+        ignore_index: int | None = None,
+        both_empty: float = 1.0,
+        spacing: SpacingType = None,
+        convention: str = "surface",
+    ) -> None:
+        super().__init__(
+            include_background=include_background, distance_metric=distance_metric, reduction=reduction,
+            get_not_nans=get_not_nans, ignore_index=ignore_index, spacing=spacing, convention=convention,
+        )  # fmt: skip
+        self.class_thresholds = class_thresholds
+        self.both_empty = both_empty
+
+    def _values(self, y_pred: torch.Tensor, y: torch.Tensor, spacing: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        return surface_dice(
+            y_pred, y, self.class_thresholds, include_background=self.include_background, spacing=spacing,
+            convention=self.convention, distance_metric=self.distance_metric, both_empty=self.both_empty,
+            return_empty=True,
+        )  # fmt: skip

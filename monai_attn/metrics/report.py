@@ -42,7 +42,7 @@ from monai.metrics import CumulativeIterationMetric, compute_confusion_matrix_me
 
 from ..atomic import write_text_atomic
 from .hausdorff import ListAsBatchMixin
-from .surface_distance import EMPTY_POLICIES, SpacingType, _as_bool_mask, hausdorff_distance
+from .surface_distance import CONVENTIONS, EMPTY_POLICIES, SpacingType, _as_bool_mask, hausdorff_distance
 
 __all__ = ["SegmentationReport", "REPORT_METRICS", "read_report_csv", "read_report_json"]
 
@@ -118,6 +118,11 @@ class SegmentationReport(ListAsBatchMixin, CumulativeIterationMetric):
         class_names: names of the reported channels (after dropping the background); default
             ``"class_<index>"`` with the channel index of the input.
         key_metric: the metric whose mean ``aggregate()`` returns. Defaults to ``"dice"``.
+        convention: how ``hd95`` pools the surface distances: ``"monai"`` (default),
+            ``"pooled"`` (medpy) or ``"surface"`` (DeepMind); see :func:`hausdorff_distance`.
+
+    Masks must be binary (bool or 0/1): 0/255 masks, probabilities, label maps, NaN or Inf raise
+    ``ValueError`` (MONAI would read them as ``== 1`` and could report a perfect score).
 
     Call keywords: ``spacing`` (overrides the default), ``case_ids`` (one per image; otherwise
     ``filename_or_obj`` from MetaTensor metadata, otherwise ``case_<n>``).
@@ -131,7 +136,11 @@ class SegmentationReport(ListAsBatchMixin, CumulativeIterationMetric):
         spacing: SpacingType = None,
         class_names: Sequence[str] | None = None,
         key_metric: str = "dice",
+        convention: str = "monai",
     ) -> None:
+        if convention not in CONVENTIONS:
+            raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}.")
+        self.convention = convention
         if isinstance(empty, str) and empty not in EMPTY_POLICIES:
             raise ValueError(f"empty must be one of {EMPTY_POLICIES} or a number, got {empty!r}.")
         if key_metric not in REPORT_METRICS:
@@ -184,7 +193,7 @@ class SegmentationReport(ListAsBatchMixin, CumulativeIterationMetric):
         spacing = kwargs.get("spacing", None)
         if spacing is None:
             spacing = self.spacing
-        bp, bt = _as_bool_mask(y_pred), _as_bool_mask(y).to(torch.as_tensor(y_pred).device)
+        bp, bt = _as_bool_mask(y_pred, "y_pred"), _as_bool_mask(y, "y").to(torch.as_tensor(y_pred).device)
         # [B, C, 4] counts; the ratios are then computed in float64
         cm = get_confusion_matrix(bp.float(), bt.float(), include_background=self.include_background).double()
         values = {name: compute_confusion_matrix_metric(mon, cm) for name, mon in _MONAI_NAMES.items()}
@@ -192,7 +201,7 @@ class SegmentationReport(ListAsBatchMixin, CumulativeIterationMetric):
             _fill_zero_division(values, cm)
         values["hd95"] = hausdorff_distance(
             bp, bt, include_background=self.include_background, percentile=self.percentile,
-            spacing=spacing, empty=self.empty,
+            spacing=spacing, empty=self.empty, convention=self.convention,
         )  # fmt: skip
         self._n_channels = int(cm.shape[1])
         self._channel_offset = 1 if (not self.include_background and y_pred.shape[1] > 1) else 0
@@ -289,6 +298,7 @@ class SegmentationReport(ListAsBatchMixin, CumulativeIterationMetric):
                 "classes": self.classes(),
                 "metrics": list(REPORT_METRICS),
                 "hd95_units": "physical units of the spacing (mm for NIfTI)",
+                "hd95_convention": self.convention,
             },
             "conventions": _conventions(self.empty),
             "summary": self.summary(),

@@ -738,7 +738,7 @@ def _cpu_threads(n: int | None, device: torch.device):
 # --------------------------------------------------------------------------------------------
 #: use the dense first pass (the grid search alone gives the same values; tests compare both)
 _DENSE_FIRST = True
-_BRUTE_PAIRS = 1 << 24  # unresolved points x other points below which the rest is brute force
+_BRUTE_PAIRS = 1 << 20  # unresolved points x other points below which the rest is brute force
 _BALL = 4096  # offsets of the dense pass (a ball of about this many voxels)
 _MAX_HALF_WIDTH = 48
 

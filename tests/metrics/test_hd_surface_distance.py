@@ -156,13 +156,47 @@ def test_mask_edges_equals_scipy_erosion_xor():
     assert np.array_equal(mask_edges(m3, spatial_dims=3).numpy(), ref3)
 
 
-def test_foreground_is_value_one_like_monai():
-    p = torch.zeros(1, 1, 8, 8)
+def test_zero_one_numbers_are_masks_like_bool():
+    p = torch.zeros(1, 1, 8, 8, dtype=torch.uint8)
     t = torch.zeros(1, 1, 8, 8)
-    p[0, 0, 1, 1] = 1.0
-    p[0, 0, 6, 6] = 0.7  # not foreground (MONAI binarizes with == 1)
+    p[0, 0, 1, 1] = 1
     t[0, 0, 1, 2] = 1.0
     assert hausdorff_distance(p, t).item() == pytest.approx(1.0)
+    assert hausdorff_distance(p.bool(), t.bool()).item() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "value, found, fix",
+    [
+        (255.0, "255", "> 0"),  # ISIC masks as stored on disk
+        (0.7, "0.7", "> 0.5"),  # probabilities
+        (2.0, "2", "== label"),  # a label map
+        (float("nan"), "NaN", "AsDiscrete"),
+        (float("inf"), "Inf", "AsDiscrete"),
+    ],
+)
+def test_non_binary_masks_raise_with_what_was_found_and_the_fix(value, found, fix):
+    p = torch.zeros(1, 1, 8, 8)
+    p[0, 0, 2:4, 2:4] = 1.0
+    p[0, 0, 6, 6] = value
+    t = (p == 1).float()
+    with pytest.raises(ValueError, match="binary mask") as err:
+        hausdorff_distance(p, t)
+    assert found in str(err.value) and fix in str(err.value) and "y_pred" in str(err.value)
+    with pytest.raises(ValueError, match="`y`"):
+        hausdorff_distance(t, p)
+
+
+def test_disjoint_0_255_boxes_are_refused_not_scored_perfect():
+    # the example: MONAI reads == 1 as foreground, so two disjoint 0/255 boxes look
+    # "both empty" (HD 0, Dice 1); here they raise, and binarized they score as disjoint boxes
+    p = torch.zeros(1, 1, 16, 16)
+    t = torch.zeros(1, 1, 16, 16)
+    p[..., 1:4, 1:4] = 255
+    t[..., 10:14, 10:14] = 255
+    with pytest.raises(ValueError, match="0/255"):
+        hausdorff_distance(p, t)
+    assert hausdorff_distance(p > 0, t > 0).item() > 8
 
 
 # -------------------------------------------------------------------------------------------------
