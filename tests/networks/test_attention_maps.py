@@ -293,3 +293,28 @@ def test_errors_name_the_valid_blocks():
     with pytest.raises(ValueError, match="no attention block"):
         deepest_encoder_block(MistakesUNet(2, 1, 1, width=4))
     assert list(attention_blocks(MistakesUNet(2, 1, 1, width=4))) == []
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_maps_on_cuda_match_the_cpu_and_amp_extras_are_finite():
+    from monai_attn.workflows.attention import InferenceOutputs
+
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    cases = [(_focus(2).eval(), torch.randn(2, 1, 20, 20)), (_focus(3).eval(), torch.randn(1, 1, 12, 10, 9)),
+             (_mistakes("fpa", 2)[0].eval(), torch.randn(2, 2, 32, 32)),
+             (_mistakes("rfna", 3)[0].eval(), torch.randn(1, 2, 24, 24, 24))]
+    for net, x in cases:
+        cpu = attention_maps(net, x)
+        net.cuda()
+        gpu = attention_maps(net, x.cuda())
+        assert list(gpu) == list(cpu) and _no_hooks(net)
+        for name in cpu:
+            assert gpu[name].device.type == "cuda"
+            torch.testing.assert_close(gpu[name].cpu(), cpu[name], rtol=1e-3, atol=1e-3)
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+            out = InferenceOutputs(net, list(cpu)[-1:], tta="flips")(x.cuda())
+            _, extras = InferenceOutputs(net, list(cpu)[-1:], tta="flips").split(out, dim=1)
+        assert out.dtype == torch.float32 and torch.isfinite(out).all()
+        assert 0 <= extras["entropy"].min() and extras["entropy"].max() <= 1
