@@ -16,6 +16,10 @@ sets ``func`` to ``run_<name>(args) -> int``. To add one, write the pair and app
 
 Exit codes: 0 success, 1 the data failed the integrity check, 2 usage error (bad arguments,
 missing root), 3 (``reproduce``) some cells failed while the others finished.
+
+A foreseeable mistake (a missing or unreadable file or folder, a bad value) ends with one line,
+``error: <file or key>: <problem>; <what to do>``; ``--debug`` (or ``MONAI_ATTN_DEBUG=1``) shows the
+full traceback instead.
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ import logging
 import sys
 from typing import Callable, Sequence
 
-from .errors import EXIT_DATA, EXIT_OK, EXIT_USAGE
+from .errors import EXIT_DATA, EXIT_OK, EXIT_USAGE, debug_requested, error_line, find_user_error
 
 __all__ = ["main", "build_parser", "SUBCOMMANDS", "DATASETS"]
 
@@ -205,10 +209,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (default: one line, 'error: <file or key>: ...'; "
+                             "the environment variable MONAI_ATTN_DEBUG=1 does the same)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for add in SUBCOMMANDS:
         add(sub)
+    for command in sub.choices.values():  # also accepted after the subcommand
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 
@@ -225,8 +234,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("monai_attn").setLevel(level)
     try:
         return int(args.func(args) or EXIT_OK)
-    except (FileNotFoundError, ValueError) as e:
-        logger.error("%s", e)
+    except Exception as e:
+        user = None if args.debug or debug_requested() else (
+            find_user_error(e) or (e if isinstance(e, (ValueError, FileNotFoundError)) else None))
+        if user is None:
+            raise
+        for line in str(user).strip().splitlines()[1:]:  # the details of a message of several lines
+            sys.stderr.write(line + "\n")
+        sys.stderr.write(error_line(user) + "\n")
         return EXIT_USAGE
 
 

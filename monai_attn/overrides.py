@@ -24,7 +24,8 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-__all__ = ["as_bool", "check_overrides", "unknown_overrides", "parse_cli_overrides", "literal_value", "config_ids", "run_arguments"]
+__all__ = ["as_bool", "check_overrides", "unknown_overrides", "override_type_problems", "parse_cli_overrides",
+           "literal_value", "config_ids", "run_arguments"]
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +170,158 @@ def unknown_overrides(config: Mapping, keys: Iterable[str], run_args: Iterable[s
     return messages
 
 
+#: keys whose value must be at least 1 (counts) or above 0 (rates), whatever the bundle
+_POSITIVE_INTS = {"num_epochs", "batch_size", "val_interval", "sw_batch_size", "in_channels", "out_channels"}
+_POSITIVE_FLOATS = {"learning_rate"}
+_KIND_WORDS = {bool: "true or false", int: "an integer", float: "a number"}
+
+
+def _is_expression(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(("$", "@", "%"))
+
+
+def _value_kind_problem(value: Any, default: Any) -> str | None:
+    """Why ``value`` (an override, as fire parsed it) cannot stand for ``default`` (the config's value),
+    judged by the default's type: ints take ints (``2.5`` and ``"abc"`` are refused, not rounded or
+    passed on), floats take numbers, bools take true/false, lists take lists of the same length and
+    element kind. ``None`` when it fits, or when the default gives no type (strings, None, expressions)."""
+    if _is_expression(value) or default is None or _is_expression(default):
+        return None
+    if isinstance(default, bool):
+        if isinstance(value, bool) or value in (0, 1):
+            return None
+        if isinstance(value, str):
+            try:
+                as_bool(value)
+                return None
+            except ValueError:
+                pass
+        return f"expected true or false, got {value!r}"
+    if isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return None
+        return f"expected an integer, got {value!r}"
+    if isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return None
+        return f"expected a number, got {value!r}"
+    if isinstance(default, (list, tuple)) and default and not isinstance(default[0], (dict, list, tuple)):
+        kinds = {type(d) for d in default}
+        kind = float if kinds <= {int, float} and float in kinds else kinds.pop() if len(kinds) == 1 else None
+        what = f"a list of {len(default)} {_KIND_WORDS.get(kind, 'values')}".replace("an integer", "integers") \
+            .replace("a number", "numbers").replace("true or false", "booleans")
+        example = "[" + ", ".join(map(str, default)) + "]"
+        if not isinstance(value, (list, tuple)) or len(value) != len(default):
+            return f"expected {what} like {example}, got {value!r}"
+        for v in value:
+            if kind in _KIND_WORDS and _value_kind_problem(v, kind(default[0])):
+                return f"expected {what} like {example}, got {value!r}"
+        return None
+    return None
+
+
+def _range_problem(key: str, value: Any) -> str | None:
+    leaf = key.rpartition("#")[2]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if leaf == "roi_size" and isinstance(value, (list, tuple)) and any(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and v < 1 for v in value):
+            return f"every size must be at least 1, got {list(value)}"
+        return None
+    if leaf in _POSITIVE_INTS and value < 1:
+        return f"must be at least 1, got {value!r}"
+    if leaf in _POSITIVE_FLOATS and value <= 0:
+        return f"must be positive, got {value!r}"
+    return None
+
+
+def _device_problem(value: Any) -> str | None:
+    if _is_expression(value) or not isinstance(value, str):
+        return None
+    import torch
+
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError):
+        return f"not a device: {value!r} (expected cpu, cuda or cuda:N)"
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return "CUDA is not available on this machine (no GPU, or a CPU-only torch); use --device cpu"
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            return f"there is no GPU {device.index} (this machine has {torch.cuda.device_count()})"
+    return None
+
+
+def _dataset_name(config: Mapping) -> str | None:
+    from monai_attn.data import ADAPTERS
+
+    for key in ("dataset_name", "dataset"):
+        value = config.get(key)
+        if isinstance(value, str) and value in ADAPTERS:
+            return value
+    return None
+
+
+def _network_problem(config: Mapping, overrides: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(key, problem) when the overridden ``roi_size`` / ``in_channels`` / ``network_name`` do not suit the
+    data or the network: ``in_channels`` must be the dataset's number of channels, and the network's own
+    size rule (``check_input_size``, when it has one) must accept a ``roi_size`` patch."""
+    from monai_attn.data import ADAPTERS
+
+    dataset = _dataset_name(config)
+    channels = overrides.get("in_channels")
+    if dataset and isinstance(channels, int) and not isinstance(channels, bool):
+        expected = ADAPTERS[dataset].channels
+        if expected and channels != len(expected):
+            return "in_channels", (f"{dataset} images have {len(expected)} channels ({', '.join(expected)}), "
+                                   f"not {channels}; leave --in_channels at {len(expected)}")
+    if "network_def" not in config or not ({"roi_size", "network_name", "in_channels", "network_def"} & set(overrides)):
+        return None
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser(dict(config))
+    for key, value in overrides.items():
+        if key in config_ids(config):
+            parser[key.replace("::", "#")] = value
+    try:
+        network = parser.get_parsed_content("network_def", instantiate=True)
+        roi = parser.get_parsed_content("roi_size") if "roi_size" in config else None
+        in_channels = parser.get_parsed_content("in_channels") if "in_channels" in config else None
+    except Exception as e:  # noqa: BLE001 - the run itself will report it, with its file
+        logger.debug("check_overrides: cannot build the network to check its input size (%s)", e)
+        return None
+    check = getattr(network, "check_input_size", None)
+    if callable(check) and isinstance(roi, (list, tuple)) and isinstance(in_channels, int):
+        try:
+            check([1, in_channels, *roi])
+        except ValueError as e:
+            key = "roi_size" if "roi_size" in overrides or "network_name" not in overrides else "network_name"
+            return key, f"{str(e).rstrip('.')}; choose another --roi_size"
+    return None
+
+
+def override_type_problems(config: Mapping, overrides: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(key, problem)`` for each override whose value does not fit the config: its type differs from
+    the config's default value (an int key given ``abc`` or ``2.5``, a list key given a number or a list
+    of another length), a count below 1 or a learning rate not above 0, a CUDA ``device`` on a machine
+    without CUDA, an ``in_channels`` other than the dataset's number of channels, or a ``roi_size`` that
+    the network's own size rule (``check_input_size``) refuses."""
+    ids = config_ids(config)
+    problems: list[tuple[str, str]] = []
+    for raw, value in overrides.items():
+        key = str(raw).replace("::", "#")
+        if key not in ids:
+            continue
+        problem = _device_problem(value) if key.rpartition("#")[2] == "device" else None
+        problem = problem or _value_kind_problem(value, ids[key]) or _range_problem(key, value)
+        if problem:
+            problems.append((key, problem))
+    if not problems:
+        found = _network_problem(config, overrides)
+        if found:
+            problems.append(found)
+    return problems
+
+
 def _is_bundle_run(argv: Sequence[str]) -> bool:
     if len(argv) < 2 or argv[1] != "run":
         return False
@@ -198,6 +351,9 @@ def check_overrides(argv: Sequence[str] | None = None) -> list[str]:
     argv = list(sys.argv if argv is None else argv)
     if not _is_bundle_run(argv):
         return []
+    from monai_attn.errors import install_excepthook
+
+    install_excepthook()
     overrides = parse_cli_overrides(argv[2:])
     args_file = overrides.get("args_file")
     if args_file:
@@ -211,13 +367,20 @@ def check_overrides(argv: Sequence[str] | None = None) -> list[str]:
     except Exception as e:  # noqa: BLE001 - MONAI reports unreadable configs itself
         logger.debug("check_overrides: cannot load %s (%s)", config_file, e)
         return []
+    paths = [config_file] if isinstance(config_file, str) else [str(f) for f in config_file]
+    files, names = ", ".join(paths), ", ".join(os.path.basename(f) for f in paths)
     problems = unknown_overrides(config, list(overrides), run_arguments())
     if problems:
-        paths = [config_file] if isinstance(config_file, str) else [str(f) for f in config_file]
-        files, names = ", ".join(paths), ", ".join(os.path.basename(f) for f in paths)
+        keys = ", ".join(m.split(":", 1)[0] for m in problems)
         text = (f"{names}: unknown override(s) on the command line, nothing was run (a misspelt key would "
                 f"otherwise be added silently):\n" + "\n".join(f"  {m}" for m in problems)
-                + f"\n(config files: {files})")
-        logger.error("%s", text)
+                + f"\n(config files: {files})\nerror: {keys}: no such key in {names}; fix the spelling (nested "
+                f"keys are written --parent#key; a new key goes in a config file)")
+        logger.error("%s", text.rsplit("\n", 1)[0])
+        raise SystemExit(text)
+    wrong = override_type_problems(config, overrides)
+    if wrong:
+        text = "\n".join(f"error: --{key}: {problem}" + ("" if "; " in problem else "; nothing was run, fix the value")
+                         for key, problem in wrong)
         raise SystemExit(text)
     return problems

@@ -133,18 +133,22 @@ def _flaky(d):
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
-def test_keep_going_loader_skips_bad_cases_and_lists_them(num_workers):
+def test_keep_going_loader_skips_bad_cases_and_lists_them(num_workers, caplog):
     items = [{"id": c, "image": f"/in/{c}.nii.gz"} for c in "abcde"]
     seen: list = []
     evaluator = _evaluator(items, _flaky, seen, num_workers)
-    with pytest.raises(SystemExit) as info:
+    with caplog.at_level("ERROR", logger="monai_attn"), pytest.raises(SystemExit) as info:
         workflows.run_keep_going(evaluator)
     assert seen == ["a", "c", "e"]  # every good case processed, in order
-    assert str(info.value).splitlines() == [
+    listed = [r.getMessage() for r in caplog.records if "case(s) failed" in r.getMessage()]
+    assert len(listed) == 1 and listed[0].splitlines() == [  # the list, printed once
         "2 case(s) failed and were skipped:",
         "  b: /in/b.nii.gz: cannot read the image data (truncated)",
         "  d: /in/d.nii.gz: KeyError: 'boom'",
     ]
+    # the exit message is one error line, not the list again
+    assert str(info.value) == ("error: 2 case(s) failed and were skipped (listed above); fix or remove those files, "
+                               "the other cases were processed")
 
 
 def test_keep_going_run_without_failures_returns():

@@ -16,19 +16,24 @@ def prepare_datalist(dataset: str, dataset_dir: str | None = None, datalist: str
     ``<out_dir>/datalist_<dataset>.json`` (nothing is written when the integrity check fails).
     """
     from monai_attn.data import get_adapter
+    from monai_attn.errors import BadInputError, MissingInputError
 
     if datalist:
         path = Path(datalist).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: datalist not found (set 'datalist' to a JSON from `monai-attn prepare`)")
+            raise MissingInputError(path, "datalist not found",
+                                    "set --datalist to a JSON written by `monai-attn prepare` (or --dataset_dir to the raw "
+                                    "download)")
         return str(path)
     if not dataset_dir:
-        raise ValueError("set either 'dataset_dir' (the raw download) or 'datalist' (a prepared JSON), "
-                         "e.g. --dataset_dir /data/MICCAI_BraTS_2018_Data_Training")
+        raise BadInputError("--dataset_dir", "set either 'dataset_dir' (the raw download) or 'datalist' (a prepared "
+                            "JSON)", "e.g. --dataset_dir /data/MICCAI_BraTS_2018_Data_Training")
     out = Path(out_dir) / f"datalist_{dataset}.json"
     data, report, _ = get_adapter(dataset, dataset_dir).prepare(out, seed=seed, folds=folds)
     if data is None:
-        raise ValueError(f"{dataset_dir}: the integrity check failed, nothing was prepared:\n{report.format()}")
+        raise BadInputError(dataset_dir, f"the integrity check failed, nothing was prepared:\n{report.format()}",
+                            "fix the files listed above, or write a datalist without them with `monai-attn prepare "
+                            "--skip-bad` and pass it as --datalist")
     return str(out)
 
 
@@ -43,15 +48,21 @@ def datalist_items(datalist_file: str, split: str = "training", fold: int | None
     ``"training"`` gives the other folds and ``"validation"``/``"test"`` the held-out fold.
     """
     from monai_attn.data import load_datalist, select_fold
+    from monai_attn.errors import BadInputError
 
     if split not in ("training", "validation", "test"):
         raise ValueError(f"split must be 'training', 'validation' or 'test', got {split!r}")
     if fold is not None and int(fold) >= 0:
-        train, held_out = select_fold(load_datalist(datalist_file, "training", required_keys=required_keys,
-                                                    check_files=check_files), int(fold))
+        listed = load_datalist(datalist_file, "training", required_keys=required_keys, check_files=check_files)
+        try:
+            train, held_out = select_fold(listed, int(fold))
+        except ValueError as e:
+            raise BadInputError("--fold", f"{e} ({datalist_file})",
+                                "choose one of the datalist's folds (or -1 for its own training/validation lists)") from e
         items = train if split == "training" else held_out
     else:
         items = load_datalist(datalist_file, split, required_keys=required_keys, check_files=check_files)
     if not items:
-        raise ValueError(f"{datalist_file}: the {split!r} split is empty")
+        raise BadInputError(datalist_file, f"the {split!r} split is empty",
+                            "add cases to it (e.g. `monai-attn prepare` again), or choose another split or --fold")
     return items

@@ -6,6 +6,8 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from monai_attn.errors import BadInputError, MissingInputError
+
 from .datalists import datalist_items
 
 __all__ = ["VOLUME_SUFFIXES", "IMAGE_SUFFIXES", "inference_items", "strip_suffix"]
@@ -95,10 +97,11 @@ def inference_items(dataset: str, input_dir: str | None = None, datalist: str | 
         items = datalist_items(datalist, split, fold, required_keys=("image",), check_files=False)
         return [{k: v for k, v in it.items() if k in ("id", "image")} for it in items]
     if not input_dir:
-        raise ValueError("set either 'input_dir' (a folder of cases) or 'datalist' for inference")
+        raise BadInputError("--input_dir", "set either 'input_dir' (a folder of cases) or 'datalist' for inference",
+                            "e.g. --input_dir /data/cases")
     root = Path(input_dir).expanduser()
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: input folder does not exist")
+        raise MissingInputError(root, "input folder does not exist", "check --input_dir")
     if dataset in ("isic2018", "dsb2018"):
         items = _images_2d(root)
     else:
@@ -107,6 +110,7 @@ def inference_items(dataset: str, input_dir: str | None = None, datalist: str | 
             it for d in sorted(p for p in root.iterdir() if p.is_dir()) for it in [reader(d)] if it
         ]
     if not items:
-        raise ValueError(f"{root}: no {dataset} cases found (see docs/bundles.md for the expected layout)")
+        raise BadInputError(root, f"no {dataset} cases found", "point --input_dir at the folder holding the cases, in "
+                                  "the dataset's layout (see docs/bundles.md)")
     logger.info("inference: %d %s case(s) under %s", len(items), dataset, root)
     return items

@@ -158,7 +158,8 @@ class KeepGoingDataLoader(MonaiDataLoader):
 
 def run_keep_going(engine, failures: CaseFailures | None = None) -> None:
     """Run ``engine`` (an evaluator over a :class:`KeepGoingDataLoader`), then list every failed
-    case and end with ``SystemExit`` (exit status 1) if there was any.
+    case (logged once) and end with ``SystemExit`` (exit status 1, message ``error: N case(s) failed ...``)
+    if there was any.
 
     This is the ``run`` step of the bundles' ``inference.json`` / ``evaluate.json``: the good
     cases are all processed and written, and ``python -m monai.bundle run`` exits non-zero with
@@ -167,11 +168,17 @@ def run_keep_going(engine, failures: CaseFailures | None = None) -> None:
     failures = failures if failures is not None else getattr(engine.data_loader, "failures", CaseFailures())
     try:
         engine.run()
-    except Exception:
+    except Exception as e:
         if not len(failures):
             raise
-        logger.exception("the run stopped")
+        from monai_attn.errors import error_line, find_user_error
+
+        user = find_user_error(e)
+        if user is not None:
+            logger.error("the run stopped: %s", error_line(user).removeprefix("error: "))
+        else:
+            logger.exception("the run stopped")
     if len(failures):
-        text = failures.format()
-        logger.error("%s", text)
-        raise SystemExit(text)
+        logger.error("%s", failures.format())  # the list, once
+        raise SystemExit(f"error: {len(failures)} case(s) failed and were skipped (listed above); fix or remove "
+                         f"those files, the other cases were processed")

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from monai_attn.atomic import atomic_write
+from monai_attn.errors import BadInputError
 
 from .inputs import IMAGE_SUFFIXES, VOLUME_SUFFIXES, strip_suffix
 
@@ -25,13 +26,13 @@ def check_output_dir(output_dir: str, inputs: Sequence[dict] | None = None) -> s
         for img in images:
             folder = Path(img).resolve().parent
             if folder.is_relative_to(out):  # the input's folder or one of its ancestors
-                raise ValueError(f"{out}: output folder contains the input {img}; choose a separate folder")
+                raise BadInputError(out, f"output folder contains the input {img}", "choose a separate --output_dir")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ValueError(f"{out}: cannot create the output folder ({e.strerror})") from e
+        raise BadInputError(out, f"cannot create the output folder ({e.strerror})", "choose a writable --output_dir") from e
     if not os.access(out, os.W_OK):
-        raise ValueError(f"{out}: output folder is not writable")
+        raise BadInputError(out, "output folder is not writable", "choose a writable --output_dir")
     return str(out)
 
 
@@ -101,7 +102,7 @@ class SaveSegmentationd:
             writer = lambda tmp: Image.fromarray(labels.T * 255).save(tmp, format="PNG")  # noqa: E731
         source = meta.get("filename_or_obj")
         if source and Path(str(source)).resolve() == path.resolve():
-            raise ValueError(f"{path}: refusing to overwrite the input file")
+            raise BadInputError(path, "refusing to overwrite the input file", "write predictions to a separate --output_dir")
         atomic_write(path, writer)
         logger.info("saved %s", path)
         data[f"{self.key}_saved_to"] = str(path)
