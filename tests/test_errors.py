@@ -76,7 +76,7 @@ def test_the_excepthook_prints_one_line_unless_debugging(tmp_path, debug):
         assert "Traceback" in proc.stderr and "RuntimeError: Failed to evaluate" in lines[-1]
     else:
         assert "Traceback" not in proc.stderr, proc.stderr
-        assert lines == [f"error: {empty}: no brats2018 cases found; point --input_dir at the folder holding the "
+        assert lines == [f"error: {empty}: no brats2018 cases found; point --dataset_dir at the folder holding the "
                          f"cases, in the dataset's layout (see docs/bundles.md)"]
 
 

@@ -85,7 +85,8 @@ def inference_items(dataset: str, input_dir: str | None = None, datalist: str | 
                     split: str = "test", fold: int | None = None) -> list[dict]:
     """Cases to run inference on: a folder in the dataset's raw layout, or a datalist split.
 
-    ``input_dir`` may hold case folders (BraTS ``<case>/<case>_{flair,t1,t1ce,t2}.nii.gz`` in NIfTI,
+    ``input_dir`` (the bundles' ``dataset_dir``, MONAI's inference property; ``input_dir`` is its
+    older alias) may hold case folders (BraTS ``<case>/<case>_{flair,t1,t1ce,t2}.nii.gz`` in NIfTI,
     NRRD or MHA; ISLES ``case_<n>/SMIR.Brain.XX.O.CT_<MAP>.<id>/*.nii``), be one case folder, or
     hold 2D images (ISIC/DSB; searched recursively, masks skipped). Labels are not needed.
 
@@ -97,11 +98,11 @@ def inference_items(dataset: str, input_dir: str | None = None, datalist: str | 
         items = datalist_items(datalist, split, fold, required_keys=("image",), check_files=False)
         return [{k: v for k, v in it.items() if k in ("id", "image")} for it in items]
     if not input_dir:
-        raise BadInputError("--input_dir", "set either 'input_dir' (a folder of cases) or 'datalist' for inference",
-                            "e.g. --input_dir /data/cases")
+        raise BadInputError("--dataset_dir", "set either 'dataset_dir' (a folder of cases; 'input_dir' is an alias) "
+                            "or 'datalist' for inference", "e.g. --dataset_dir /data/cases")
     root = Path(input_dir).expanduser()
     if not root.is_dir():
-        raise MissingInputError(root, "input folder does not exist", "check --input_dir")
+        raise MissingInputError(root, "input folder does not exist", "check --dataset_dir")
     if dataset in ("isic2018", "dsb2018"):
         items = _images_2d(root)
     else:
@@ -110,7 +111,7 @@ def inference_items(dataset: str, input_dir: str | None = None, datalist: str | 
             it for d in sorted(p for p in root.iterdir() if p.is_dir()) for it in [reader(d)] if it
         ]
     if not items:
-        raise BadInputError(root, f"no {dataset} cases found", "point --input_dir at the folder holding the cases, in "
+        raise BadInputError(root, f"no {dataset} cases found", "point --dataset_dir at the folder holding the cases, in "
                                   "the dataset's layout (see docs/bundles.md)")
     logger.info("inference: %d %s case(s) under %s", len(items), dataset, root)
     return items
