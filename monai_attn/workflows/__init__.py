@@ -7,7 +7,8 @@ needs logic lives here, tested:
 - :mod:`.inputs`: the cases of an inference input folder;
 - :mod:`.processing`: inference pre-processing without labels, RFNA label reversal, post-processing;
 - :mod:`.outputs`: the output folder check, case names, the atomic segmentation writer;
-- :mod:`.weights`: safe weight loading; :mod:`.checkpoints`: training state, resume, best model;
+- :mod:`.weights`: safe weight loading; :mod:`.checkpoints`: training state, resume, best model, a
+  training folder that is never overwritten or mixed; :mod:`.rng`: the random state a resume restores;
 - :mod:`.atomic`: checkpoints that are never half-written;
 - :mod:`.keep_going`: the loader that skips and lists the cases that fail;
 - :mod:`.attention`: attention maps and flip TTA with an entropy map, written beside the predictions.
@@ -16,7 +17,15 @@ from monai_attn.overrides import as_bool, check_overrides
 
 from .atomic import AtomicDiskSaver, use_atomic_saving
 from .attention import InferenceOutputs, SaveInferenceExtrasd, flip_tta, inference_network, vote_entropy
-from .checkpoints import attach_training_state, checkpoints, key_metric_tracker, latest_checkpoint
+from .checkpoints import (
+    TrainingDirError,
+    attach_training_state,
+    checkpoints,
+    key_metric_tracker,
+    latest_checkpoint,
+    prepare_training_dir,
+    release_training_dir,
+)
 from .datalists import datalist_items, prepare_datalist
 from .inputs import IMAGE_SUFFIXES, VOLUME_SUFFIXES, inference_items
 from .keep_going import (
@@ -34,6 +43,7 @@ from .processing import (
     volume_inference_preprocessing,
     with_label_reversal,
 )
+from .rng import TrainingRNG
 from .weights import load_network_weights
 
 __all__ = [
@@ -49,6 +59,10 @@ __all__ = [
     "AtomicDiskSaver",
     "use_atomic_saving",
     "attach_training_state",
+    "prepare_training_dir",
+    "release_training_dir",
+    "TrainingDirError",
+    "TrainingRNG",
     "as_bool",
     "volume_inference_preprocessing",
     "case_name_formatter",
