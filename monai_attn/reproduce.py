@@ -43,11 +43,13 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import write_text_atomic
+from .baselines import FOCUSNETPP_BASELINES
 from .data import get_adapter, write_json_atomic
 from .data.synthetic import SYNTHETIC_MARKER
 from .errors import EXIT_DATA, EXIT_OK, EXIT_USAGE
 from .metrics import REPORT_METRICS, read_report_json
 from .networks import MISTAKES_PRESETS
+from .papers import CONVENTIONS, NOT_IMPLEMENTED, PAPER_METRICS, PAPER_PARAMS_M, TABLES
 from .workflows import latest_checkpoint
 
 __all__ = [
@@ -95,32 +97,19 @@ RESERVED_KEYS = frozenset({"bundle_root", "dataset_dir", "datalist", "fold", "se
                            "num_epochs", "resume", "eval_split", "ckpt_path", "device", "config_file", "meta_file",
                            "logging_file"})
 
-_PATM_METRICS = (("iou", "IoU", 3), ("hd95", "HD95 ({unit})", 2), ("fpr", "FP rate", 4), ("fnr", "FN rate", 3))
+#: PATM datasets: the standard per-case metrics (eval/metrics.json), then the same quantities under the official
+#: PATM code's per-slice rules (eval/patm_metrics.json, monai_attn.metrics.patm_scores), which the paper's tables use
+_PATM_METRICS = (("iou", "IoU", 3), ("hd95", "HD95 ({unit})", 2), ("fpr", "FP rate", 4), ("fnr", "FN rate", 3),
+                 ("patm_iou", "PATM IoU", 4), ("patm_hd95", "PATM HD95 (px)", 2), ("patm_fp_rate", "PATM FP rate", 5),
+                 ("patm_fn_rate", "PATM FN rate", 4))
 _FOCUSNET_METRICS = (("precision", "precision", 3), ("recall", "recall", 3), ("dice", "Dice", 3),
                      ("iou", "Jaccard", 3))
 _PATM_LABELS = {"unet": "UNet", "wunet": "WUnet", "aunet": "AUnet", "cscunet": "CSCUnet", "cbamunet": "CBAMUnet",
                 "gcnunet": "GCNUnet", "d6unet": "D6Unet", "d9unet": "D9Unet", "fpa": "FPA", "rfna": "RFNA"}
 
-#: Parameter counts the papers give, in millions. PATM: Xu et al., BMVC 2020, Tables 5-6 (4 inputs, 1 output);
-#: FocusNet++: Kaul et al., ISBI 2021, Table 2 (ISIC 2018) and the reduced network for DSB 2018. benchmarks/networks.py
-#: (PAPER_MODELS) reads them from here; docs/networks.md quotes them.
-PAPER_PARAMS_M: dict[str, dict[str, float]] = {
-    "patm": {"unet": 3.13, "wunet": 12.51, "aunet": 3.16, "cscunet": 3.14, "cbamunet": 3.14, "gcnunet": 3.15,
-             "fpa": 4.2, "rfna": 5.63},
-    "isic2018": {"focusnetpp": 7.80},
-    "dsb2018": {"focusnetpp": 1.84},
-}
-
-#: The papers' metric values, ``{dataset: {network: {metric: (mean, std or None)}}}``. Empty on purpose: the
-#: papers' result tables (PATM Tables 3-6, FocusNet++ Tables 2-3) could not be retrieved from any source available
-#: while this was written (only the abstracts: arXiv 2007.15131, arXiv 1912.02079), and no number is transcribed
-#: here without a source. Fill them in from the papers, citing the table, and they appear beside ours in
-#: ``table.md`` for runs on the real datasets.
-PAPER_METRICS: dict[str, dict[str, dict[str, tuple[float, float | None]]]] = {}
-
-#: What the abstract of PATM (arXiv 2007.15131, UCL Discovery eprint 10109237) states about BraTS 2018.
-PATM_ABSTRACT_CLAIM = ("the paper's abstract: on BraTS 2018 enhancing tumour, FPA reduces the Hausdorff distance of "
-                       "the best baseline by more than 26 % while improving IoU by more than 3 %")
+#: The papers' numbers live in :mod:`monai_attn.papers` (every table, with notes); ``PAPER_PARAMS_M`` and
+#: ``PAPER_METRICS`` are re-exported here for the runner and benchmarks/networks.py.
+_PAPER_ROW = {name: row for name, (row, _, _) in FOCUSNETPP_BASELINES.items()}
 
 
 @dataclass(frozen=True)
@@ -159,7 +148,14 @@ class Task:
             return _PATM_LABELS.get(network, network)
         if network == "focusnetpp":
             return "FocusNet++ (lite)" if self.dataset == "dsb2018" else "FocusNet++"
+        if network in FOCUSNETPP_BASELINES:
+            row, family, _ = FOCUSNETPP_BASELINES[network]
+            return f"{TABLES['focusnetpp_table1'].label(row)} (MONAI {family})"
         return f"{_PATM_LABELS.get(network, network)} (PATM backbone)"
+
+    def paper_row(self, network: str) -> str:
+        """The row of the paper's tables that ``network`` stands for."""
+        return _PAPER_ROW.get(network, network) if self.paper == "focusnetpp" else network
 
 
 _PATM_TABLE = ("unet", "wunet", "aunet", "cscunet", "cbamunet", "gcnunet", "fpa", "rfna")
@@ -310,14 +306,21 @@ def resolve_networks(task: Task, text: str | Sequence[str] | None) -> list[str]:
     """Network names for ``task`` (default: the paper's table), checked before anything runs.
 
     PATM datasets: names of :data:`monai_attn.networks.MISTAKES_PRESETS`. FocusNet++ datasets:
-    ``focusnetpp`` (the bundle's network) or a ``MISTAKES_PRESETS`` name as a baseline.
+    ``focusnetpp`` (the bundle's network), the paper's comparison rows MONAI has, sized to the paper's parameter
+    counts (:data:`monai_attn.baselines.FOCUSNETPP_BASELINES`: ``monai_unet``, ``monai_wide_unet``,
+    ``monai_attention_unet``, ``monai_unetpp``), or a ``MISTAKES_PRESETS`` name as a baseline.
     """
     names = text.split(",") if isinstance(text, str) else list(text or task.default_networks)
     names = [n.strip().lower() for n in names if n.strip()]
-    valid = list(MISTAKES_PRESETS) if task.paper == "patm" else ["focusnetpp", *MISTAKES_PRESETS]
+    valid = list(MISTAKES_PRESETS) if task.paper == "patm" else ["focusnetpp", *FOCUSNETPP_BASELINES, *MISTAKES_PRESETS]
     bad = [n for n in names if n not in valid]
     if bad:
-        raise ValueError(f"unknown network(s) {bad} for {task.dataset}; valid: {', '.join(valid)}")
+        missing = [NOT_IMPLEMENTED[n] for n in bad if n in NOT_IMPLEMENTED]
+        hint = f" ({', '.join(missing)}: not implemented in this package)" if missing else ""
+        raise ValueError(f"unknown network(s) {bad} for {task.dataset}{hint}; valid: {', '.join(valid)}")
+    unsized = [n for n in names if n in FOCUSNETPP_BASELINES and task.dataset not in FOCUSNETPP_BASELINES[n][2]]
+    if unsized:
+        raise ValueError(f"{task.dataset}: FocusNet++ has no row (no parameter count) for {unsized}")
     if len(set(names)) != len(names) or not names:
         raise ValueError(f"--networks must name distinct networks, got {names}")
     return names
@@ -335,6 +338,9 @@ def network_overrides(task: Task, network: str) -> dict[str, str]:
         return {"network_name": network}
     if network == "focusnetpp":
         return {}
+    if network in FOCUSNETPP_BASELINES:
+        return {"network_def": f"$monai_attn.baselines.focusnetpp_baseline({network!r}, {task.dataset!r}, "
+                               "in_channels=@in_channels, out_channels=1)"}
     return {"network_def": f"$monai_attn.networks.MistakesUNet.preset({network!r}, spatial_dims=2, "
                            "in_channels=@in_channels, out_channels=1)"}
 
@@ -546,10 +552,15 @@ class _Runner:
 
 
 def _cell_metrics(report: Path) -> tuple[dict[str, float], int]:
-    """A cell's means over its evaluation cases, from ``eval/metrics.json``."""
+    """A cell's means over its evaluation cases, from ``eval/metrics.json``, and PATM's per-slice values from
+    ``eval/patm_metrics.json`` when the bundle wrote it (keys ``patm_iou``, ``patm_hd95``, ...)."""
     summary = read_report_json(report)["summary"]
     entry = summary.get("all") or summary.get("class_0") or next(iter(summary.values()))
     metrics = {m: float(entry[m]["mean"]) for m in REPORT_METRICS if m in entry}
+    patm = report.with_name("patm_metrics.json")
+    if patm.is_file():
+        values = json.loads(patm.read_text())["summary"]
+        metrics.update({f"patm_{k}": float(values[k]) for k in ("iou", "hd95", "fp_rate", "fn_rate") if k in values})
     return metrics, int(entry.get("cases", 0))
 
 
@@ -657,9 +668,9 @@ def aggregate_rows(plan: Plan, results: Sequence[CellResult], costs: dict[str, d
         row["input"] = cost.get("input")
         if real:
             paper = PAPER_PARAMS_M.get(task.paper if task.paper == "patm" else task.dataset, {})
-            row["paper_params_m"] = paper.get(network)
+            row["paper_params_m"] = paper.get(task.paper_row(network))
             for key, _, _ in task.metrics:
-                value = PAPER_METRICS.get(task.dataset, {}).get(network, {}).get(key)
+                value = PAPER_METRICS.get(task.dataset, {}).get(task.paper_row(network), {}).get(key)
                 row[f"paper_{key}_mean"], row[f"paper_{key}_std"] = value if value else (None, None)
         rows.append(row)
     return rows
@@ -728,14 +739,20 @@ def write_tables(plan: Plan, rows: Sequence[dict], results: Sequence[CellResult]
         *lines,
         "",
     ]
+    tables = [t for t in TABLES.values() if t.dataset == task.dataset]
+    if task.paper == "patm":
+        parts.append("Conventions: IoU, HD95, FP and FN rate are the standard per-case metrics (mean over cases); "
+                     f"the PATM columns follow the official PATM code ({CONVENTIONS['patm']}). Only the PATM "
+                     "columns are comparable with the paper's numbers.")
     if real:
-        parts.append(f"Paper columns: {task.paper_name}"
-                     + (" (parameters: Tables 5-6)" if task.paper == "patm" else " (parameters: Tables 2-3)")
-                     + ". The papers' metric values are not transcribed in this package (their result tables could "
-                     "not be retrieved from a citable source); add them to `monai_attn.reproduce.PAPER_METRICS` "
-                     "from the paper to see them here.")
-        if task.dataset == "brats2018":
-            parts.append(f"For reference, {PATM_ABSTRACT_CLAIM}.")
+        parts.append(f"Paper columns: {task.paper_name}, "
+                     + ", ".join(f"Table {t.number}" for t in tables)
+                     + " (monai_attn.papers; fractions, i.e. the paper's percentages / 100; a paper value shown as "
+                     "'—' is not printed, e.g. PATM's FP rates are given only as '< 1e-2 %').")
+        if task.paper == "focusnetpp":
+            missing = ", ".join(NOT_IMPLEMENTED.values())
+            parts.append(f"The paper's {missing} rows are not implemented in this package. Its metrics convention: "
+                         f"{CONVENTIONS['focusnetpp']}.")
     else:
         parts.append("The papers' numbers are not shown: this cohort is not the paper's dataset, so they are not "
                      "comparable (pass `--real` to show them anyway).")
