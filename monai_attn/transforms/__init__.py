@@ -2,12 +2,14 @@
 from .channels import EnsureRGB, EnsureRGBd
 from .intensity import LeanNormalizeIntensity, LeanNormalizeIntensityd
 from .io import (
+    CheckSameSized,
     LoadImage2Dd,
     LoadUnionMask,
     LoadUnionMaskd,
     LoadVolumed,
     check_image_2d_file,
     check_input_file,
+    pil_to_8bit,
 )
 from .label_reversal import (
     ReverseLabel,
@@ -45,7 +47,7 @@ __all__ += [
 ]
 __all__ += ["LeanNormalizeIntensity", "LeanNormalizeIntensityd"]
 __all__ += ["BRATS_LABEL_VALUES", "ISLES_LABEL_VALUES", "ISIC_MASK_VALUES"]
-__all__ += ["LoadImage2Dd", "check_input_file", "check_image_2d_file"]
+__all__ += ["LoadImage2Dd", "CheckSameSized", "pil_to_8bit", "check_input_file", "check_image_2d_file"]
 __all__ += [
     "ReverseLabel",
     "ReverseLabelD",

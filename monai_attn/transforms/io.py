@@ -19,7 +19,8 @@ from monai.utils import convert_to_numpy
 
 from monai_attn.errors import BadInputError, MissingInputError
 
-__all__ = ["LoadVolumed", "LoadImage2Dd", "LoadUnionMask", "LoadUnionMaskd", "check_input_file", "check_image_2d_file"]
+__all__ = ["LoadVolumed", "LoadImage2Dd", "LoadUnionMask", "LoadUnionMaskd", "CheckSameSized", "check_input_file",
+           "check_image_2d_file", "pil_to_8bit"]
 
 #: suffixes of volume formats, refused by the 2D loaders
 VOLUME_FILE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -57,6 +58,8 @@ def _read_error(paths: Mapping[Hashable, list[str]], error: BaseException,
         for f in files:
             try:
                 read(f)
+            except BadInputError as e:  # a refusal that names the file itself
+                return e
             except Exception as e:  # noqa: BLE001
                 return _cannot_read(f, e)
     return BadInputError(", ".join(f for fs in paths.values() for f in fs),
@@ -84,6 +87,11 @@ class _CheckedLoadImaged(LoadImaged):
         try:
             d = super().__call__(d, reader)
         except Exception as e:  # noqa: BLE001 - turned into a message naming the file
+            from monai_attn.errors import find_bad_input
+
+            bad = find_bad_input(e)  # e.g. a refused image mode (pil_to_8bit)
+            if bad is not None:
+                raise bad from None
             raise _read_error(paths, e, self._read_file) from e
         for key, files in paths.items():
             self._check_content(key, d[key], files)
@@ -101,7 +109,8 @@ class _CheckedLoadImaged(LoadImaged):
 
 class LoadVolumed(_CheckedLoadImaged):
     """:class:`monai.transforms.LoadImaged` that reads ``.nii``/``.nii.gz`` with ``NibabelReader``
-    and every other format (NRRD, MHA, NRRD series, ...) with ``ITKReader``, and checks what it reads.
+    and every other format (NRRD, MHA, a folder holding a DICOM series, ...) with ``ITKReader``, and
+    checks what it reads.
 
     A list of paths under one key (e.g. BraTS' four modalities) is stacked as channels in the
     list's order. All arguments are those of ``LoadImaged`` except ``reader``, plus:
@@ -157,12 +166,16 @@ class LoadVolumed(_CheckedLoadImaged):
                 raise BadInputError(", ".join(files), f"{len(files)} modality file(s) given under {key!r}; the "
                                     f"bundle expects {self.modalities}, one per input channel")
             for f in files:
-                if Path(f).is_dir():
-                    continue  # e.g. a DICOM series, read by ITK: checked after loading only
-                check_input_file(f)
+                series = Path(f).is_dir()  # a folder holding a DICOM series (read by ITK)
+                if not series:
+                    check_input_file(f)
                 try:
                     _, geom = read_volume(f, data=False)
                 except Exception as e:  # noqa: BLE001
+                    if series:
+                        raise BadInputError(f, f"cannot read the DICOM series ({type(e).__name__}: {str(e)[:200]})",
+                                            "a modality given as a folder must hold the slices of one DICOM "
+                                            "series") from e
                     raise _cannot_read(f, e, "header") from e
                 msg = shape_problem(geom.shape, 3) or spacing_problem(f, geom)
                 if msg:
@@ -193,12 +206,56 @@ class LoadVolumed(_CheckedLoadImaged):
                 raise BadInputError(f, msg)
 
 
+#: Pillow modes read as they are: 8-bit RGB and grey, with or without alpha (``EnsureRGB`` drops the alpha
+#: and repeats a grey channel)
+_PIL_KEPT = ("RGB", "RGBA", "L", "LA")
+#: Pillow modes converted to RGB by Pillow itself (its CMYK conversion undoes the inversion of Adobe JPEGs)
+_PIL_TO_RGB = ("CMYK", "YCbCr", "LAB", "HSV", "RGBX", "RGBa")
+#: Pillow's modes of 16-bit grey images (``I`` is how some versions open 16-bit PNGs)
+_PIL_16BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def pil_to_8bit(img):
+    """A Pillow image as 8-bit RGB / grey (a ``PILReader`` ``converter``): 8-bit RGB and grey (with alpha) are
+    kept; palette images are expanded through their palette (to grey when the palette is grey, so a palette
+    mask stays one channel); bilevel (``1``) becomes grey 0/255; CMYK, YCbCr, LAB and HSV are converted to
+    RGB by Pillow; 16-bit grey is scaled to 8 bits (``value / 257``, so 65535 -> 255; clipping at 255 would
+    turn it into a constant image). Other modes (32-bit float ``F``, signed 32-bit ``I`` beyond 0..65535)
+    raise :class:`~monai_attn.errors.BadInputError` naming the file."""
+    from PIL import Image
+
+    mode = img.mode
+    path = getattr(img, "filename", None) or "<image>"
+    if mode in _PIL_KEPT:
+        return img
+    if mode == "1":
+        return img.convert("L")
+    if mode in ("P", "PA"):
+        out = img.convert("RGBA" if mode == "PA" or "transparency" in img.info else "RGB")
+        arr = np.asarray(out)
+        grey = bool((arr[..., 0] == arr[..., 1]).all() and (arr[..., 1] == arr[..., 2]).all())
+        return out.convert("LA" if out.mode == "RGBA" else "L") if grey else out
+    if mode in _PIL_TO_RGB:
+        return img.convert("RGB")
+    if mode in _PIL_16BIT:
+        arr = np.asarray(img)
+        if arr.size and (arr.min() < 0 or arr.max() > 65535):
+            raise BadInputError(path, f"a 32-bit integer image (PIL mode {mode}, values {arr.min()}..{arr.max()})",
+                                "export it as an 8-bit or 16-bit image (PNG, TIFF)")
+        scaled = np.rint(arr.astype(np.float64) / 257.0).astype(np.uint8)
+        return Image.fromarray(scaled, mode="L")
+    raise BadInputError(path, f"unsupported image mode {mode} (e.g. floating point)",
+                        "export it as an 8-bit or 16-bit RGB or grey image (PNG, JPEG, TIFF)")
+
+
 class LoadImage2Dd(_CheckedLoadImaged):
     """:class:`monai.transforms.LoadImaged` with Pillow (``PILReader``, as the 2D pipelines) that
     checks what it reads, raising :class:`~monai_attn.errors.BadInputError` naming the file: it
     exists, is not a volume format (a 3D volume given to a 2D bundle), Pillow recognises it, has a
     single frame (not a multi-page TIFF stack), decodes completely (not truncated), and, for
-    ``label_keys``, holds only ``label_values`` (e.g. ISIC masks: 0 and 255).
+    ``label_keys``, holds only ``label_values`` (e.g. ISIC masks: 0 and 255). Images of other modes than
+    8-bit RGB / grey are converted by :func:`pil_to_8bit` (16-bit scaled, palette expanded, CMYK
+    converted by Pillow) or refused by name.
 
     Args:
         keys: keys of the image paths.
@@ -211,6 +268,7 @@ class LoadImage2Dd(_CheckedLoadImaged):
     def __init__(self, keys: KeysCollection, label_keys: Sequence[str] = ("label",),
                  label_values: Sequence[float] | None = None, check: bool = True, **kwargs):
         kwargs.setdefault("image_only", True)
+        kwargs.setdefault("converter", pil_to_8bit)
         super().__init__(keys, label_keys, label_values, check, reader="PILReader", **kwargs)
 
     def _check_files(self, paths: Mapping[Hashable, list[str]]) -> None:
@@ -219,9 +277,11 @@ class LoadImage2Dd(_CheckedLoadImaged):
                 check_image_2d_file(f)
 
     def _read_file(self, path: str) -> object:
-        from monai_attn.data.checks import read_image_2d
+        from PIL import Image
 
-        return read_image_2d(path)
+        with Image.open(path) as img:
+            img.load()
+            return np.asarray(pil_to_8bit(img))
 
     def _check_content(self, key: Hashable, image, files: list[str]) -> None:
         from monai_attn.data.checks import value_problem
@@ -262,7 +322,8 @@ class LoadUnionMask:
     """
 
     def __init__(self, reader=None, threshold: float = 0.0):
-        self.loader = LoadImage(reader=reader, image_only=True, dtype=None)
+        extra = {"converter": pil_to_8bit} if reader == "PILReader" else {}  # 16-bit / palette masks
+        self.loader = LoadImage(reader=reader, image_only=True, dtype=None, **extra)
         self.threshold = threshold
 
     def __call__(self, paths: str | Sequence[str]) -> MetaTensor:
@@ -302,4 +363,33 @@ class LoadUnionMaskd(MapTransform):
         d = dict(data)
         for key in self.key_iterator(d):
             d[key] = self.loader(d[key])
+        return d
+
+
+class CheckSameSized(MapTransform):
+    """Refuse an item whose ``keys`` (masks) differ in spatial size from ``ref_key`` (the image), as
+    ``monai-attn verify`` does, instead of letting a later resize hide it (the mask would then be scored
+    against the wrong pixels). Expects channel-first arrays (after ``EnsureChannelFirstd``); 2D sizes
+    are given as W×H, the order Pillow reports them in. Raises :class:`~monai_attn.errors.BadInputError`
+    naming the mask file."""
+
+    def __init__(self, keys: KeysCollection, ref_key: str = "image", allow_missing_keys: bool = False):
+        super().__init__(keys, allow_missing_keys)
+        self.ref_key = ref_key
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict:
+        d = dict(data)
+        ref = d[self.ref_key]
+        ref_size = tuple(int(s) for s in ref.shape[1:])
+        for key in self.key_iterator(d):
+            size = tuple(int(s) for s in d[key].shape[1:])
+            if size != ref_size:
+                meta = getattr(d[key], "meta", {}) or {}
+                ref_meta = getattr(ref, "meta", {}) or {}
+                fmt = "×".join  # noqa: E731
+                raise BadInputError(meta.get("filename_or_obj", f"<{key}>"),
+                                    f"mask size {fmt(map(str, size))} differs from the image's {fmt(map(str, ref_size))} "
+                                    f"({ref_meta.get('filename_or_obj', self.ref_key)})",
+                                    "fix or remove this case (`monai-attn verify` lists every such pair); it is not "
+                                    "scored after a resize")
         return d

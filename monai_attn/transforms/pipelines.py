@@ -38,7 +38,7 @@ from monai.transforms import (
 
 from .channels import EnsureRGBd
 from .intensity import LeanNormalizeIntensityd
-from .io import LoadImage2Dd, LoadUnionMaskd, LoadVolumed
+from .io import CheckSameSized, LoadImage2Dd, LoadUnionMaskd, LoadVolumed
 from .labels import ISLES_LESION, SelectLabelsd
 from .slices import RandAxialSlicesd, SliceAxisFirstd, SliceIndexd
 
@@ -156,7 +156,8 @@ def isles2018_eval_transforms(roi_size: Sequence[int] = ISLES_ROI) -> Compose:
 def _image_2d(label_loader, image_size: Sequence[int], train: bool, augment: bool, label_scale: bool) -> Compose:
     keys = list(KEYS)
     out: list = [LoadImage2Dd("image"), label_loader,
-                 EnsureChannelFirstd(keys if label_scale else "image"), EnsureRGBd("image"),
+                 EnsureChannelFirstd(keys if label_scale else "image"), CheckSameSized("label", ref_key="image"),
+                 EnsureRGBd("image"),
                  ScaleIntensityRanged("image", a_min=0.0, a_max=255.0, b_min=0.0, b_max=1.0, clip=True)]
     if label_scale:
         out.append(ScaleIntensityRanged("label", a_min=0.0, a_max=255.0, b_min=0.0, b_max=1.0, clip=True))
