@@ -128,7 +128,7 @@ def lesion_report(
     if p.shape != g.shape:
         raise ValueError(f"pred and gt should have same shapes, got {list(p.shape)} and {list(g.shape)}.")
     dims = p.ndim
-    sp = np.broadcast_to(np.asarray(1.0 if spacing is None else spacing, dtype=float).reshape(-1), (dims,))
+    sp = np.array(np.broadcast_to(np.asarray(1.0 if spacing is None else spacing, dtype=float).reshape(-1), (dims,)))
     voxel_volume = float(np.prod(sp))
     conn = dims if connectivity is None else int(connectivity)
     if not 1 <= conn <= dims:

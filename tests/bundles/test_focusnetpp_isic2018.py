@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from monai_attn.data import load_datalist
+from monai_attn.metrics import read_lesions_csv
 
 BUNDLE = "focusnetpp_isic2018"
 CONFIGS = Path(__file__).resolve().parents[2] / "bundles" / BUNDLE / "configs"
@@ -53,6 +54,8 @@ def test_evaluate_writes_report_and_overlays(trained, cli):
         assert metric in summary["summary"]["lesion"]
     rows = (root / "eval" / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + 2 and rows[0].startswith("case,class,dice") and "hd95" in rows[0]
+    lesions = read_lesions_csv(root / "eval" / "lesions.csv")  # beside metrics.csv
+    assert len({r["case"] for r in lesions if r["kind"] == "gt"}) == 2
     assert len(list((root / "eval" / "overlays").glob("*.png"))) == 2
 
 def test_inference_writes_masks_at_the_original_resolution(trained, tmp_path, cli):

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from monai_attn.metrics import read_lesions_csv
+
 BUNDLE = "mistakes_brats2018"
 CONFIGS = Path(__file__).resolve().parents[2] / "bundles" / BUNDLE / "configs"
 TINY = {"roi_size": "[64,64]", "num_workers": 0, "sw_batch_size": 8}
@@ -43,7 +45,12 @@ def test_evaluate_writes_report_and_overlays(trained, cli):
     rows = (root / "eval" / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 2  # header + the one held-out case of fold 0
     assert rows[0].startswith("case,") and "hd95" in rows[0]
+    lesions = read_lesions_csv(root / "eval" / "lesions.csv")  # beside metrics.csv
+    assert {r["case"] for r in lesions} == {rows[1].split(",")[0]} and any(r["kind"] == "gt" for r in lesions)
     assert len(list((root / "eval" / "overlays").glob("*.png"))) == 1
+    patm = json.loads((root / "eval" / "patm_metrics.json").read_text())  # PATM's official per-slice rules
+    assert patm["slices"] == "official" and 0 < patm["summary"]["slices"] <= 16 and "Dice" in patm["convention"]
+    assert 0.0 <= patm["summary"]["iou"] <= 1.0 and len(patm["cases"]) == 1
 
 
 def test_inference_keeps_input_geometry(trained, tmp_path, cli):
