@@ -3,7 +3,8 @@
 Layout of the official training download::
 
     MICCAI_BraTS_2018_Data_Training/
-        HGG/<case>/<case>_{flair,t1,t1ce,t2,seg}.nii.gz     210 cases
+        HGG/<case>/<case>_{flair,t1,t1ce,t2,seg}.nii.gz     210 cases (each may instead be a folder
+                                                           <case>_<role>/ holding a DICOM series)
         LGG/<case>/...                                     75 cases (ignored for PATM)
         survival_data.csv
 
@@ -20,6 +21,7 @@ from typing import Any, Sequence
 
 from .base import KNOWN_EXTRA_NAMES, Case, DatasetAdapter, Problem, kfold_assign
 from .checks import check_volume_group
+from .dicom import is_dicom_series
 
 __all__ = ["BraTS2018", "BRATS_MODALITIES", "BRATS_LABEL_VALUES", "BRATS_TOP_FOLDER"]
 
@@ -29,6 +31,7 @@ BRATS_LABEL_VALUES = frozenset({0, 1, 2, 4})
 BRATS_TOP_FOLDER = "MICCAI_BraTS_2018_Data_Training"
 _ROLES = BRATS_MODALITIES + ("seg",)
 _FILE_RE = re.compile(r"^(?P<case>.+)_(?P<role>flair|t1|t1ce|t2|seg)\.nii(\.gz)?$")
+_SERIES_RE = re.compile(r"^(?P<case>.+)_(?P<role>flair|t1|t1ce|t2|seg)$")
 _ROOT_EXTRAS = frozenset({"survival_data.csv", "name_mapping.csv", "survival_evaluation.csv"})
 
 
@@ -92,7 +95,10 @@ class BraTS2018(DatasetAdapter):
         case = Case(cdir.name, group=grade)
         for f in sorted(cdir.iterdir()):
             m = _FILE_RE.match(f.name)
-            if f.is_file() and m and m["case"] == cdir.name:
+            if f.is_dir():  # <case>_<role>/ holding the role's DICOM series
+                m = _SERIES_RE.match(f.name)
+                m = m if m and is_dicom_series(f) else None
+            if m and m["case"] == cdir.name:
                 role = "label" if m["role"] == "seg" else m["role"]
                 if role in case.files:
                     problems.append(self.problem(f, f"second {m['role']} file for the case", case.id))

@@ -25,6 +25,7 @@ __all__ = [
     "spacing_problem",
     "raw_nifti_pixdim",
     "check_volume_group",
+    "lps_geometry",
 ]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -45,12 +46,26 @@ def is_nifti(path: str | Path) -> bool:
 
 
 def read_volume(path: str | os.PathLike, data: bool = True) -> tuple[np.ndarray | None, Geometry]:
-    """Read a volume (NIfTI through nibabel, anything else, e.g. NRRD/MHA, through SimpleITK).
+    """Read a volume (NIfTI through nibabel, anything else, e.g. NRRD/MHA, through SimpleITK; a folder
+    as the DICOM series it holds, see :mod:`monai_attn.data.dicom`).
 
-    Returns ``(array or None, geometry)``; the array is indexed (x, y, z) like nibabel's.
+    Returns ``(array or None, geometry)``; the array is indexed (x, y, z) like nibabel's. A DICOM
+    series is read whole even with ``data=False`` (its geometry follows from every slice's position).
     Exceptions from the readers propagate (the callers turn them into problems).
     """
     path = Path(path)
+    if path.is_dir():
+        from .dicom import read_dicom_series
+
+        img = read_dicom_series(path)
+        geom = Geometry(tuple(int(s) for s in img.GetSize()), tuple(img.GetSpacing()), tuple(img.GetOrigin()),
+                        tuple(img.GetDirection()))
+        if not data:
+            return None, geom
+        import SimpleITK as sitk
+
+        arr = sitk.GetArrayFromImage(img)
+        return np.transpose(arr, tuple(range(arr.ndim))[::-1]), geom
     if is_nifti(path):
         import nibabel as nib
 
@@ -79,6 +94,17 @@ def read_volume(path: str | os.PathLike, data: bool = True) -> tuple[np.ndarray 
         return None, geom
     arr = sitk.GetArrayFromImage(img)  # (z, y, x)
     return np.transpose(arr, tuple(range(arr.ndim))[::-1]), geom
+
+
+def lps_geometry(geom: Geometry, nifti: bool) -> Geometry:
+    """``geom`` in ITK's LPS world coordinates: :func:`read_volume` gives NIfTI geometry in nibabel's RAS
+    (unchanged when ``nifti`` is false), so a NIfTI file and a DICOM series / NRRD can be compared."""
+    if not nifti or len(geom.origin) != 3 or len(geom.direction) != 9:
+        return geom
+    flip = np.diag([-1.0, -1.0, 1.0])
+    direction = flip @ np.asarray(geom.direction, dtype=np.float64).reshape(3, 3)
+    origin = flip @ np.asarray(geom.origin, dtype=np.float64)
+    return Geometry(geom.shape, geom.spacing, tuple(origin), tuple(direction.ravel()))
 
 
 def read_image_2d(path: str | os.PathLike) -> tuple[np.ndarray, str]:
@@ -217,6 +243,7 @@ def check_volume_group(
     within ``label_values``."""
     problems: list[tuple[Path, str]] = []
     ref: tuple[str, Geometry] | None = None
+    mixed = len({is_nifti(p) for p in files.values()}) > 1
     for role, path in files.items():
         try:
             arr, geom = read_volume(path)
@@ -228,6 +255,8 @@ def check_volume_group(
         if msg:
             problems.append((path, msg))
             continue
+        if mixed:  # NIfTI and NRRD/MHA/DICOM series files in one case: compare them in one world
+            geom = lps_geometry(geom, is_nifti(path))
         if ref is None:
             ref = (f"{role} ({Path(path).name})", geom)
         else:

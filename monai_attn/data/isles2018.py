@@ -10,6 +10,8 @@ Layout of the official training download (``ISLES2018_Training.zip``)::
                      /SMIR.Brain.XX.O.CT_Tmax.<id>/...nii
                      /SMIR.Brain.XX.O.OT.<id>/...nii           (lesion, {0, 1})
 
+A map's (or the lesion's) folder may hold a DICOM series instead of the ``.nii`` file.
+
 94 cases of 256×256 with 2–22 thick slices; every folder has its own numeric ``<id>``. Datalist
 items: ``{"id": "case_<n>", "image": [CBF, MTT, CBV, Tmax], "label": OT}``; random case split
 0.7/0.1/0.2 (65/9/20 of 94: floor for training and validation, the rest for test).
@@ -22,6 +24,7 @@ from typing import Any, Sequence
 
 from .base import KNOWN_EXTRA_NAMES, Case, DatasetAdapter, Problem, split_by_fractions
 from .checks import check_volume_group
+from .dicom import is_dicom_series
 
 __all__ = ["ISLES2018", "ISLES_MAPS", "ISLES_FRACTIONS", "isles_folder_name"]
 
@@ -90,9 +93,12 @@ class ISLES2018(DatasetAdapter):
                 continue
             mod = m["mod"]
             inner = [f for f in (sub / f"{sub.name}.nii", sub / f"{sub.name}.nii.gz") if f.is_file()]
-            for f in sorted(sub.iterdir()):
-                if f not in inner and f.name not in KNOWN_EXTRA_NAMES:
-                    problems.append(self.problem(f, "unexpected file (ignored)", case.id, "warning"))
+            if not inner and mod not in _UNUSED and is_dicom_series(sub):
+                inner = [sub]  # the map's folder holds a DICOM series
+            else:
+                for f in sorted(sub.iterdir()):
+                    if f not in inner and f.name not in KNOWN_EXTRA_NAMES:
+                        problems.append(self.problem(f, "unexpected file (ignored)", case.id, "warning"))
             if mod in _UNUSED:
                 continue
             role = "label" if mod == "OT" else mod[len("CT_"):]

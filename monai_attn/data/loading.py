@@ -59,7 +59,8 @@ def load_datalist(path: str | os.PathLike, key: str = "training", base_dir: str 
     if check_files:
         problems = [f"{_item_name(key, i, it)}: {k} file not found: {p}"
                     for i, it in enumerate(items) for k in ("image", "label") if k in it
-                    for p in (it[k] if isinstance(it[k], (list, tuple)) else [it[k]]) if not Path(str(p)).is_file()]
+                    for p in (it[k] if isinstance(it[k], (list, tuple)) else [it[k]])
+                    if not (Path(str(p)).is_file() or Path(str(p)).is_dir())]  # a folder: a DICOM series
         if problems:
             raise MissingInputError(path, _summarise(problems, key),
                                     "fix the paths, or re-create the datalist with `monai-attn prepare`")

@@ -38,14 +38,17 @@ def check_output_dir(output_dir: str, inputs: Sequence[dict] | None = None) -> s
 
 def case_name_formatter(dataset: str) -> Callable[[dict, object], dict]:
     """``SaveImaged(output_name_formatter=...)`` naming outputs after the case, not the first modality:
-    BraTS ``<case>/<case>_flair.nii.gz`` → ``<case>``; ISLES ``case_<n>/SMIR...CT_CBF.<id>/...nii`` →
-    ``case_<n>``; 2D images → the file's stem."""
+    BraTS ``<case>/<case>_flair.nii.gz`` (or the DICOM series folder ``<case>/<case>_flair/``) →
+    ``<case>``; ISLES ``case_<n>/SMIR...CT_CBF.<id>/...nii`` (or that map folder holding a DICOM series)
+    → ``case_<n>``; 2D images → the file's stem."""
     levels = {"brats2018": 1, "isles2018": 2}.get(dataset, 0)
 
     def formatter(metadict: dict, saver: object) -> dict:
         path = Path(str(metadict.get("filename_or_obj", "case")))
         if levels:
-            subject = path.parents[levels - 1].name
+            # an ISLES map folder holding a DICOM series stands one level above the map's .nii file
+            up = 1 if dataset == "isles2018" and path.is_dir() else levels
+            subject = path.parents[up - 1].name
         else:
             subject = strip_suffix(path.name, IMAGE_SUFFIXES + VOLUME_SUFFIXES) or path.stem
         return {"subject": subject, "idx": metadict.get("patch_index")}
