@@ -14,11 +14,11 @@ import logging
 import os
 from pathlib import Path
 
-from .metrics import read_report_json
+from .metrics import read_lesions_csv, read_report_json
 from .visualize import plot_curves, read_scalars
 
 __all__ = ["metrics_table", "run_section", "write_run_report", "build_report", "dsb_verdict", "render_screenshot",
-           "attention_panels", "uncertainty_line"]
+           "attention_panels", "uncertainty_line", "lesion_lines"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,28 @@ def run_section(run_dir: str | Path, title: str, rel_to: str | Path, extra_rows:
     line = uncertainty_line(run_dir)
     if line:
         parts += [line, ""]
+    parts += lesion_lines(run_dir / "eval" / "lesions.csv")
     return "\n".join(parts)
+
+
+def lesion_lines(lesions_csv: str | Path) -> list[str]:
+    """Markdown lines on the lesion-wise mistakes of ``eval/lesions.csv`` (written by
+    ``evaluate.json``): lesions found, missed ones by size bin, false-positive lesions."""
+    if not Path(lesions_csv).is_file():
+        return []
+    rows = read_lesions_csv(lesions_csv)
+    gt = [r for r in rows if r["kind"] == "gt"]
+    missed = [r for r in gt if not r["detected"]]
+    n_fp = len(rows) - len(gt)
+    lines = [f"Lesions (connected components, `eval/lesions.csv`): {len(gt) - len(missed)} of {len(gt)} found, "
+             f"{len(missed)} missed, {n_fp} false-positive lesions.", ""]
+    if missed:
+        lines += ["| missed lesions, by size | missed | of |", "|---|---:|---:|"]
+        for label in dict.fromkeys(r["size_bin"] for r in sorted(gt, key=lambda r: r["volume"])):
+            in_bin = [r for r in gt if r["size_bin"] == label]
+            lines.append(f"| {label} | {sum(not r['detected'] for r in in_bin)} | {len(in_bin)} |")
+        lines.append("")
+    return lines
 
 
 def attention_panels(run_dir: str | Path) -> list[Path]:

@@ -181,3 +181,22 @@ def test_demo_report_and_screenshot_show_the_fpa_attention_panel(tmp_path):
     # the heat map's colours are in the picture (inferno's bright end is yellow-white)
     rgb = np.asarray(shot.convert("RGB")).reshape(-1, 3).astype(int)
     assert ((rgb[:, 0] > 200) & (rgb[:, 1] > 150) & (rgb[:, 2] < 120)).any()
+
+
+def test_run_report_lists_missed_lesions_by_size(tmp_path):
+    import numpy as np
+
+    from monai_attn.metrics import lesion_report, write_lesions_csv
+    from monai_attn.metrics.lesions import lesion_rows
+
+    run = _run(tmp_path / "run")
+    assert "Lesions" not in write_run_report(run).read_text()  # no lesions.csv: no line
+    gt = np.zeros((40, 40), bool)
+    gt[2:12, 2:12] = gt[30:32, 30:32] = gt[20:22, 5:7] = True  # 100 px and two of 4 px
+    pred = np.zeros_like(gt)
+    pred[2:12, 2:12] = pred[20:22, 5:7] = pred[35:38, 35:38] = True  # one small one missed, one FP
+    rows = lesion_rows(lesion_report(pred, gt, size_bins=(0, 10, 1000)), case="a")
+    write_lesions_csv(rows, run / "eval" / "lesions.csv")
+    text = write_run_report(run).read_text()
+    assert "2 of 3 found, 1 missed, 1 false-positive lesions" in text
+    assert "| [0, 10) | 1 | 2 |" in text and "| [10, 1000) | 0 | 1 |" in text
