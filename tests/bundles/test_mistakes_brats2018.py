@@ -48,6 +48,8 @@ def test_evaluate_writes_report_and_overlays(trained, cli):
     lesions = read_lesions_csv(root / "eval" / "lesions.csv")  # beside metrics.csv
     assert {r["case"] for r in lesions} == {rows[1].split(",")[0]} and any(r["kind"] == "gt" for r in lesions)
     assert len(list((root / "eval" / "overlays").glob("*.png"))) == 1
+    # the attention panel (image | mistakes | deepest encoder attention) of the same case
+    assert len(list((root / "eval" / "attention").glob("*_attention_encoder3_fpa.png"))) == 1
     patm = json.loads((root / "eval" / "patm_metrics.json").read_text())  # PATM's official per-slice rules
     assert patm["slices"] == "official" and 0 < patm["summary"]["slices"] <= 16 and "Dice" in patm["convention"]
     assert 0.0 <= patm["summary"]["iou"] <= 1.0 and len(patm["cases"]) == 1
