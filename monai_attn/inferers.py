@@ -18,7 +18,7 @@ from monai.data import MetaTensor
 from monai.inferers import Inferer, SliceInferer
 from monai.utils import convert_to_dst_type
 
-__all__ = ["BatchedSliceInferer"]
+__all__ = ["BatchedSliceInferer", "AutocastInferer"]
 
 
 class BatchedSliceInferer(Inferer):
@@ -143,3 +143,39 @@ class BatchedSliceInferer(Inferer):
         assert output is not None
         # like MONAI's inferers: the input's type, metadata and (unless buffer_dtype is given) dtype
         return convert_to_dst_type(output, inputs, dtype=self.buffer_dtype or inputs.dtype, device=device)[0]
+
+class AutocastInferer(Inferer):
+    """Run another inferer under ``torch.autocast(device_type, dtype)``: bfloat16 inference on the CPU.
+
+    MONAI's engines autocast only on CUDA (``amp=True`` is ``torch.autocast("cuda")``); the bundles wrap their
+    inferer in this one so that ``--amp true`` on a CPU device runs the network in bfloat16 (convolutions
+    and matrix products in bfloat16, reductions and point-wise heads as autocast decides). It helps on CPUs
+    with native bfloat16 arithmetic (AVX512-BF16 or AMX: Intel Xeon from Cooper Lake / Sapphire Rapids on,
+    AMD Zen 4 on); elsewhere bfloat16 is emulated and slower than float32, so the default stays off.
+    Floating-point outputs are returned in float32 (as MONAI's post-transforms and writers expect).
+
+    Args:
+        inferer: the inferer to run (e.g. ``SimpleInferer`` or :class:`BatchedSliceInferer`).
+        enabled: autocast on; ``False`` runs ``inferer`` unchanged. Defaults to True.
+        device_type: the autocast device type. Defaults to ``"cpu"``.
+        dtype: the autocast dtype. Defaults to ``torch.bfloat16``.
+    """
+
+    def __init__(self, inferer: Inferer, enabled: bool = True, device_type: str = "cpu",
+                 dtype: torch.dtype = torch.bfloat16) -> None:
+        super().__init__()
+        if not callable(inferer):
+            raise ValueError(f"AutocastInferer: inferer must be an inferer (callable), got {type(inferer).__name__}.")
+        self.inferer = inferer
+        self.enabled = bool(enabled)
+        self.device_type = str(device_type)
+        self.dtype = dtype
+
+    def __call__(self, inputs: torch.Tensor, network: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if not self.enabled:
+            return self.inferer(inputs, network, *args, **kwargs)
+        with torch.autocast(self.device_type, dtype=self.dtype):
+            out = self.inferer(inputs, network, *args, **kwargs)
+        if isinstance(out, torch.Tensor) and out.is_floating_point() and out.dtype != torch.float32:
+            out = out.float()
+        return out

@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 from monai.networks.layers.factories import Conv
 
+from ..utils import eager_fast_paths
 from .conv_units import (
     DEFAULT_ACT,
     DEFAULT_NORM,
@@ -107,9 +108,10 @@ class FalsePositiveAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.main(x)
         a = self.expand(x)
-        if self.shifted_context and x.device.type == "cpu" and not torch.is_grad_enabled():
-            # CPU inference: the dilated depth-wise convolution as shifted multiply-adds (same function,
-            # several times faster than oneDNN's dilated depth-wise kernel)
+        if self.shifted_context and x.device.type == "cpu" and not torch.is_grad_enabled() and eager_fast_paths():
+            # eager CPU inference: the dilated depth-wise convolution as shifted multiply-adds (same function,
+            # several times faster than oneDNN's dilated depth-wise kernel; not under export, tracing,
+            # scripting or compilation, whose graphs would freeze the shifts' extents)
             a = self.context.adn(depthwise_conv_shifted(a, self.context.conv.weight, self.dilation))
             if self.shared_weights:
                 a = self.context.adn(depthwise_conv_shifted(a, self.context.conv.weight, self.dilation))

@@ -11,6 +11,8 @@ from monai.networks.blocks import ChannelSELayer
 from monai.networks.layers.factories import Act, Conv
 from monai.networks.layers.utils import get_act_layer, get_norm_layer
 
+from ..utils import eager_fast_paths
+
 __all__ = [
     "ResidualGroupAttentionBlock",
     "KERAS_LEAKY_RELU",
@@ -78,7 +80,9 @@ class ResidualGroupAttentionBlock(nn.Module):
 
     In eval mode without autograd (inference) with batch norms, the block runs a fused path that
     computes the same function in fewer, larger operations (see :meth:`_forward_fused`; outputs
-    agree to float rounding); training and eval mode with autograd run the formulation above.
+    agree to float rounding); training and eval mode with autograd run the formulation above, and so
+    does every mode under TorchScript, ``torch.jit.trace``, ``torch.export``, ``torch.onnx.export`` and
+    ``torch.compile`` (the fused path is eager-only: :func:`~monai_attn.networks.utils.eager_fast_paths`).
 
     Args:
         spatial_dims: number of spatial dimensions, 2 or 3.
@@ -179,7 +183,7 @@ class ResidualGroupAttentionBlock(nn.Module):
         self._fold_cache: tuple | None = None  # eager-mode cache of the inference path's folded weights
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fusable and not self.training and not torch.is_grad_enabled():
+        if self.fusable and not self.training and not torch.is_grad_enabled() and eager_fast_paths():
             return self._forward_fused(x)
         y = self.conv_in(x)
         z = self.pre(y)
@@ -206,7 +210,7 @@ class ResidualGroupAttentionBlock(nn.Module):
         (:func:`_polyphase_weight`). Training keeps the literal order (batch statistics are computed on
         the upsampled tensor).
         """
-        if self.fusable and not self.training and not torch.is_grad_enabled():
+        if self.fusable and not self.training and not torch.is_grad_enabled() and eager_fast_paths():
             return self._forward_fused(x, scale)
         return self.forward(_upsample(x, scale) if scale != 1 else x)
 
@@ -454,11 +458,16 @@ def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     ``weight`` is the convolution weight (``(out, in/groups, 1, ...)``) or its matrix. On the CPU a
     grouped convolution runs as one product with the block-diagonal matrix: PyTorch's CPU kernels
     split grouped 1×1 convolutions into per-group copies and a concatenation (other devices run the
-    grouped convolution). Channel-strided inputs (channels-last tensors and their channel slices) are
+    grouped convolution; so do TorchScript, tracing, export and compilation). Channel-strided inputs (channels-last tensors and their channel slices) are
     multiplied as ``(..., C)`` matrices, without the copy to a contiguous layout that PyTorch's
     single-threaded 1×1 convolution makes; others as ``(B, C, N)`` batches.
     """
     dims = x.dim()
+    if not eager_fast_paths() and weight.dim() == dims:
+        # TorchScript, tracing, export, compilation: the convolution itself (no layout-dependent branch)
+        if dims == 4:
+            return F.conv2d(x, weight, bias, groups=groups)
+        return F.conv3d(x, weight, bias, groups=groups)
     if groups > 1 and x.device.type != "cpu" and weight.dim() == dims:
         # cuDNN (and the FLOP counter on the meta device) take grouped convolutions as they are
         if dims == 4:

@@ -7,6 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from monai.networks.layers.factories import Conv
 
+from ..utils import eager_fast_paths
 from .conv_units import (
     DEFAULT_ACT,
     DEFAULT_NORM,
@@ -109,7 +110,7 @@ class ReverseFalseNegativeAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.main(x)
         size = f.shape[2:]
-        if self.check_size:
+        if self.check_size and (torch.jit.is_scripting() or eager_fast_paths()):  # concrete sizes only
             voxels = 1
             for s in size:
                 voxels *= (s + self.downsample - 1) // self.downsample

@@ -16,6 +16,7 @@ from ..blocks.residual_group_attention import (
     ResidualGroupAttentionBlock,
     check_spatial_dims,
 )
+from ..utils import crop_padding, eager_fast_paths, pad_to_multiple
 
 __all__ = ["FocusNetPP", "FOCUSNETPP_FILTERS", "FOCUSNETPP_LITE_FILTERS"]
 
@@ -210,31 +211,22 @@ class FocusNetPP(nn.Module):
         kwargs.setdefault("side_channels", (64, 32, 16))
         return cls(spatial_dims, in_channels, out_channels, **kwargs)
 
-    def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+    def _pad(self, x: torch.Tensor, always: bool = False) -> tuple[torch.Tensor, list[int]]:
         """Zero-pad every spatial dim to a multiple of ``self.multiple``; return the pad list for cropping."""
-        pads: list[int] = []
-        needed = False
-        for size in x.shape[2:][::-1]:  # F.pad lists the last dimension first
-            extra = (self.multiple - size % self.multiple) % self.multiple
-            pads += [extra // 2, extra - extra // 2]
-            needed = needed or extra > 0
-        if needed:
-            x = F.pad(x, pads)
-        return x, pads
+        return pad_to_multiple(x, self.multiple, always)
 
-    def _crop(self, y: torch.Tensor, pads: list[int]) -> torch.Tensor:
-        for d in range(self.spatial_dims):
-            before, after = pads[2 * d], pads[2 * d + 1]
-            if before + after > 0:
-                dim = y.dim() - 1 - d
-                y = y.narrow(dim, before, y.shape[dim] - before - after)
-        return y
+    def _crop(self, y: torch.Tensor, pads: list[int], always: bool = False) -> torch.Tensor:
+        return crop_padding(y, pads, always)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, pads = self._pad(x)
+        # eager: the speed settings below; exported, traced, scripted or compiled: the plain formulation, with
+        # the padding always in the graph (sizes stay symbolic, see pad_to_multiple)
+        eager = eager_fast_paths()
+        x, pads = self._pad(x, not eager)
         skips: list[torch.Tensor] = []
         h = self.stem(x)
-        if self.channels_last and h.device.type == "cpu":
+        to_channels_last = eager and self.channels_last and h.device.type == "cpu"
+        if to_channels_last:
             # oneDNN's grouped convolutions run about twice as fast on channels-last tensors (pooling and
             # upsampling keep the format)
             h = h.contiguous(memory_format=torch.channels_last if self.spatial_dims == 2 else torch.channels_last_3d)
@@ -252,6 +244,6 @@ class FocusNetPP(nn.Module):
         out = self.fusion(torch.cat(sides, dim=1))
         if self.sigmoid_head:
             out = torch.sigmoid(out)
-        if x.is_contiguous() and not out.is_contiguous():
+        if to_channels_last and x.is_contiguous() and not out.is_contiguous():
             out = out.contiguous()
-        return self._crop(out, pads)
+        return self._crop(out, pads, not eager)

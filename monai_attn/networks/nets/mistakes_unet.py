@@ -26,10 +26,11 @@ from ..blocks.false_positive_attention import FalsePositiveAttention
 from ..blocks.global_context import GlobalContextBlock
 from ..blocks.reverse_false_negative_attention import ReverseFalseNegativeAttention
 from ..blocks.scse import ConcurrentSpatialChannelSE
+from ..utils import crop_padding, eager_fast_paths, pad_to_multiple
 
 __all__ = ["MistakesUNet", "FPAUNet", "RFNAUNet", "AttentionSpec", "MISTAKES_ATTENTIONS", "MISTAKES_PRESETS"]
 
-DEPTH = 3  # stride-2 stages: inputs must be divisible by 2**DEPTH
+DEPTH = 3  # stride-2 stages: inputs are padded to a multiple of 2**DEPTH
 BRIDGE = DEPTH + 1  # encoder position of the bridge (encoder levels are 0..DEPTH)
 
 
@@ -202,9 +203,13 @@ class MistakesUNet(nn.Module):
       :class:`~monai_attn.networks.blocks.GlobalContextBlock` after encoder levels 0-2, the bridge
       and the decoder levels (CBAMUnet / GCNUnet).
 
-    Every spatial size of the input must be divisible by 8 (``ValueError`` otherwise; pad with
-    :class:`monai.transforms.DivisiblePad` ``(k=8)``), so that up-sampled features match their skips
-    exactly. The network returns logits.
+    Input sizes need not be multiples of 8 (three stride-2 stages): as in
+    :class:`~monai_attn.networks.nets.FocusNetPP`, the input is zero-padded (evenly on both sides) to
+    the next multiple of 8 and the output cropped back, so the output always has the input's spatial
+    shape. With RFNA blocks (or other blocks whose instance norm runs at a reduced resolution) at
+    least one input side must be larger than :attr:`min_largest_side` (64 for the paper's RFNA at the
+    bridge: its attention branch works at 1/64 of the input); :meth:`check_input_size` raises a
+    ``ValueError`` naming this rule before any work (``forward`` calls it). The network returns logits.
 
     Args:
         spatial_dims: number of spatial dimensions, 2 or 3.
@@ -226,6 +231,10 @@ class MistakesUNet(nn.Module):
         act: activation type and arguments. Defaults to ``("relu", {"inplace": True})``.
         norm: normalisation type and arguments. Defaults to ``("instance", {"affine": True})``.
         dropout: dropout ratio after every normalisation of the double convs. Defaults to 0.
+        unreverse_output: return ``-logits``: the foreground logits of a network trained on reversed
+            labels (RFNA; the same as :class:`~monai_attn.transforms.UnreverseLogitsd` on the output).
+            Adds no parameter, so a checkpoint trained without it loads; the bundles' exported RFNA models
+            use it (``export_network_def``). Defaults to False.
 
     Raises:
         ValueError: for a bad argument (spatial_dims not 2/3, unknown attention, non-positive width or
@@ -246,6 +255,7 @@ class MistakesUNet(nn.Module):
         act: str | tuple | None = DEFAULT_ACT,
         norm: str | tuple | None = DEFAULT_NORM,
         dropout: float = 0.0,
+        unreverse_output: bool = False,
     ) -> None:
         super().__init__()
         check_spatial_dims(spatial_dims)
@@ -299,8 +309,12 @@ class MistakesUNet(nn.Module):
         self.spatial_dims = spatial_dims
         self.in_channels = in_channels
         self.attention_name: str = attention if attention is not None else "none"
+        self.unreverse_output = bool(unreverse_output)
         self.depth = DEPTH
         self.divisor = 2**DEPTH
+        # blocks that instance-normalise at 1/downsample of their feature map (RFNA) need more than one voxel
+        # there: a (padded) input side larger than 2**level * downsample; the strictest block sets the rule
+        size_limits = [0]
         widths = [width * 2**level for level in range(DEPTH + 1)]
 
         def conv_stage(
@@ -313,6 +327,8 @@ class MistakesUNet(nn.Module):
                 )
             else:
                 conv = DoubleConv(spatial_dims, c_in, c_out, strides, dil, act, norm, dropout)
+            if getattr(conv, "check_size", False):
+                size_limits.append(2 ** min(position, DEPTH) * int(conv.downsample))
             stage = nn.Sequential()
             stage.add_module("conv", conv)
             if wanted and spec.kind == "post":
@@ -347,6 +363,8 @@ class MistakesUNet(nn.Module):
             decoder.append(_DecoderStage(upsample, gate, conv))
         self.decoder = nn.ModuleList(decoder)
         self.head = Conv[Conv.CONV, spatial_dims](widths[0], out_channels, kernel_size=1, bias=False)
+        #: at least one input side, padded to a multiple of 8, must be larger than this (0: no limit)
+        self.min_largest_side: int = max(size_limits)
 
     @classmethod
     def preset(
@@ -368,17 +386,32 @@ class MistakesUNet(nn.Module):
         kwargs = {**MISTAKES_PRESETS[key], **overrides}
         return MistakesUNet(spatial_dims, in_channels, out_channels, **kwargs)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
+    def check_input_size(self, shape: list[int]) -> None:
+        """Raise a ``ValueError`` naming the rule unless an input of ``shape`` (``(B, C, *spatial)``) fits:
+        ``in_channels`` channels, ``spatial_dims`` spatial sizes and, with RFNA blocks, at least one
+        spatial size (padded to a multiple of 8) larger than :attr:`min_largest_side`. ``forward`` calls
+        it before any work (in eager mode and TorchScript; exported graphs take the sizes as given)."""
+        shape = [int(s) for s in shape]
+        if len(shape) != self.spatial_dims + 2 or shape[1] != self.in_channels:
             raise ValueError(
-                f"MistakesUNet: expected input of shape (B, {self.in_channels}, {self.spatial_dims} spatial dims), got {list(x.shape)}."
+                f"MistakesUNet: expected input of shape (B, {self.in_channels}, {self.spatial_dims} spatial dims), got {shape}."
             )
-        for s in x.shape[2:]:
-            if s % self.divisor != 0:
-                raise ValueError(
-                    f"MistakesUNet: every spatial size must be divisible by {self.divisor} (three stride-2 stages), got input "
-                    f"shape {list(x.shape)}; pad with monai.transforms.DivisiblePad(k={self.divisor}) or crop."
-                )
+        padded = [-(-s // self.divisor) * self.divisor for s in shape[2:]]
+        if self.min_largest_side > 0 and max(padded) <= self.min_largest_side:
+            raise ValueError(
+                f"MistakesUNet(attention='{self.attention_name}'): at least one spatial size of the input must be larger "
+                f"than {self.min_largest_side} (the attention branch works at 1/{self.min_largest_side} of the input and "
+                f"instance norm needs more than one voxel there), got input shape {shape}. Use a larger roi_size or "
+                "patch, or attention_kwargs={'downsample': 4} (or 2), or attention_stages without the deep levels."
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        eager = eager_fast_paths()
+        if eager or torch.jit.is_scripting():  # concrete sizes: check them before any work
+            self.check_input_size(x.shape)
+        # zero-pad to a multiple of 8 and crop back; exported, traced, scripted or compiled graphs always
+        # pad (a no-op for multiples) so that their size arithmetic stays symbolic
+        x, pads = pad_to_multiple(x, self.divisor, not eager)
         skips: list[torch.Tensor] = []
         for level, stage in enumerate(self.encoder):
             x = stage(x)
@@ -387,7 +420,8 @@ class MistakesUNet(nn.Module):
         x = self.bridge(x)
         for i, stage in enumerate(self.decoder):
             x = stage(x, skips[self.depth - 1 - i])
-        return self.head(x)
+        out = crop_padding(self.head(x), pads, not eager)
+        return -out if self.unreverse_output else out
 
 
 class FPAUNet(MistakesUNet):
@@ -436,9 +470,9 @@ class RFNAUNet(MistakesUNet):
     ``in_channels=4, out_channels=1`` (paper: 5.63 M; ``attention_kwargs={"expansion": 4}`` gives the
     ×4 of the paper's text: 4,403,616; see ``docs/networks.md``). Train on reversed labels
     (:class:`~monai_attn.transforms.ReverseLabeld`) and turn the output back into foreground logits
-    with :class:`~monai_attn.transforms.UnreverseLogitsd`. Needs an input side larger than 64 (the
-    attention branch at the bridge works at 1/64 of the input). Arguments as in
-    :class:`MistakesUNet`.
+    with :class:`~monai_attn.transforms.UnreverseLogitsd` (or build it with ``unreverse_output=True``). Needs an input side larger than 64 (the
+    attention branch at the bridge works at 1/64 of the input; :meth:`MistakesUNet.check_input_size`).
+    Arguments as in :class:`MistakesUNet`.
     """
 
     def __init__(
@@ -454,6 +488,7 @@ class RFNAUNet(MistakesUNet):
         act: str | tuple | None = DEFAULT_ACT,
         norm: str | tuple | None = DEFAULT_NORM,
         dropout: float = 0.0,
+        unreverse_output: bool = False,
     ) -> None:
         super().__init__(
             spatial_dims,
@@ -468,4 +503,5 @@ class RFNAUNet(MistakesUNet):
             act=act,
             norm=norm,
             dropout=dropout,
+            unreverse_output=unreverse_output,
         )
