@@ -182,7 +182,7 @@ class SaveInferenceExtrasd:
     ``pred_key``. A no-op when ``network`` is not an :class:`InferenceOutputs` (nothing was asked for).
 
     Volumes: ``<case>_attention_<block>.nii.gz`` / ``<case>_entropy.nii.gz`` (float32, the inverted
-    tensor's affine = the input's). 2D images: PNG heat maps (:func:`heat_map`; entropy from 0 to 1 bit).
+    tensor's affine = the input's). 2D images: PNG heat maps (:func:`~monai_attn.visualize.heat_map`; entropy from 0 to 1 bit).
     With TTA, ``<output_dir>/uncertainty.json`` gains the case's mean entropy inside and outside the
     predicted mask (logits > 0, or < 0 with ``reverse_labels``), in the input's geometry.
 
