@@ -42,7 +42,9 @@ class BatchedSliceInferer(Inferer):
         sw_device: device of the network calls (slices are moved there). Defaults to the input's.
         device: device of the output volume (``"cpu"`` keeps a large output off the GPU). Defaults
             to the input's.
-        progress: show a progress bar over the batches (tqdm). Defaults to False.
+        progress: show a progress bar over the slices of each volume (tqdm; it disappears when the volume
+            is done). The bundles pass ``monai_attn.workflows.show_progress()``: on in a terminal, off under
+            ``CI=true``. Defaults to False.
         padding_mode: ``F.pad`` mode when slices are smaller than ``roi_size``. Defaults to "constant".
         cval: padding value for ``"constant"``. Defaults to 0.
         buffer_dtype: dtype of the output volume (e.g. ``torch.float16`` halves it); by default the
@@ -112,11 +114,13 @@ class BatchedSliceInferer(Inferer):
         volume = torch.movedim(data, axis, 1)  # (B, D, C, h, w): a view, copied one batch of slices at a time
         n_slices = volume.shape[1]
         starts = [(b, s) for b in range(volume.shape[0]) for s in range(0, n_slices, self.sw_batch_size)]
+        bar = None
         if self.progress:
             from monai.utils import optional_import
 
             tqdm, has_tqdm = optional_import("tqdm", name="tqdm")
-            starts = tqdm(starts) if has_tqdm else starts
+            # one bar per volume, counting slices; it goes away when the volume is done (under a case bar)
+            bar = tqdm(total=volume.shape[0] * n_slices, desc="slices", unit="slice", leave=False) if has_tqdm else None
         output: torch.Tensor | None = None
         slices_first: torch.Tensor | None = None
         for b, s in starts:
@@ -140,6 +144,10 @@ class BatchedSliceInferer(Inferer):
                 slices_first = torch.movedim(output, axis, 1)  # a view: (B, D, C_out, h, w)
             assert slices_first is not None
             slices_first[b, s:e] = y
+            if bar is not None:
+                bar.update(e - s)
+        if bar is not None:
+            bar.close()
         assert output is not None
         # like MONAI's inferers: the input's type, metadata and (unless buffer_dtype is given) dtype
         return convert_to_dst_type(output, inputs, dtype=self.buffer_dtype or inputs.dtype, device=device)[0]

@@ -11,6 +11,7 @@ needs logic lives here, tested:
   training folder that is never overwritten or mixed; :mod:`.rng`: the random state a resume restores;
 - :mod:`.atomic`: checkpoints that are never half-written;
 - :mod:`.keep_going`: the loader that skips and lists the cases that fail;
+- :mod:`.progress`: a progress bar counting cases (quiet under ``CI=true`` or without a terminal);
 - :mod:`.attention`: attention maps and flip TTA with an entropy map, written beside the predictions.
 """
 from monai_attn.overrides import as_bool, check_overrides
@@ -43,6 +44,7 @@ from .processing import (
     volume_inference_preprocessing,
     with_label_reversal,
 )
+from .progress import CaseProgressBar, show_progress
 from .rng import TrainingRNG
 from .weights import load_network_weights
 
@@ -77,6 +79,8 @@ __all__ = [
     "SkipFailedCases",
     "KeepGoingDataLoader",
     "run_keep_going",
+    "CaseProgressBar",
+    "show_progress",
     "check_overrides",
     "inference_network",
     "InferenceOutputs",

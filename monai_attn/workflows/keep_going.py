@@ -85,9 +85,10 @@ class _Failed:
 class _Collated:
     """A batch of the good items (``None`` when there are none) and the failures met in it."""
 
-    def __init__(self, data, failures: list) -> None:
+    def __init__(self, data, failures: list, size: int = 0) -> None:
         self.data = data
         self.failures = failures
+        self.size = size  # items in the batch, good and failed
 
 
 class _SkippingCollate:
@@ -99,7 +100,7 @@ class _SkippingCollate:
     def __call__(self, batch: list) -> _Collated:
         failures = [b.failure for b in batch if isinstance(b, _Failed)]
         good = [b for b in batch if not isinstance(b, _Failed)]
-        return _Collated(self.collate_fn(good) if good else None, failures)
+        return _Collated(self.collate_fn(good) if good else None, failures, len(batch))
 
 
 class SkipFailedCases(torch.utils.data.Dataset):
@@ -129,7 +130,10 @@ class KeepGoingDataLoader(MonaiDataLoader):
     every good case. :func:`run_keep_going` then lists the failures and exits non-zero.
 
     The loader has no length (``len()`` raises ``TypeError``): the number of batches is known only
-    at the end. MONAI engines and ignite then end the epoch when the loader is exhausted.
+    at the end. MONAI engines and ignite then end the epoch when the loader is exhausted (given a
+    length, ignite would restart a loader that ends early). The number of cases is known, though:
+    :attr:`num_cases`, and :attr:`cases_seen` counts those handed out so far (good and failed), which
+    :class:`~monai_attn.workflows.CaseProgressBar` shows as ``Cases [3/6]``.
 
     Args:
         dataset: a map-style dataset, e.g. ``monai.data.Dataset(items, transform)``.
@@ -141,15 +145,24 @@ class KeepGoingDataLoader(MonaiDataLoader):
         collate_fn = kwargs.pop("collate_fn", None) or list_data_collate
         super().__init__(SkipFailedCases(dataset), collate_fn=_SkippingCollate(collate_fn), **kwargs)
         self.failures = failures if failures is not None else CaseFailures()
+        self.cases_seen = 0
+
+    @property
+    def num_cases(self) -> int:
+        """The number of cases (items of the dataset) one pass goes through, failed ones included."""
+        n = len(self.dataset)
+        return n - n % self.batch_size if self.drop_last and self.batch_size else n
 
     def __len__(self) -> int:
-        raise TypeError("KeepGoingDataLoader has no length: failed cases are skipped")
+        raise TypeError("KeepGoingDataLoader has no length: failed cases are skipped (see num_cases)")
 
     def __bool__(self) -> bool:
         return True
 
     def __iter__(self):
+        self.cases_seen = 0
         for batch in super().__iter__():
+            self.cases_seen += batch.size
             for failure in batch.failures:
                 self.failures.add(failure)
             if batch.data is not None:
