@@ -56,14 +56,15 @@ def find_bad_input(error: BaseException) -> BadInputError | None:
 
 
 def _raised_by_package(error: BaseException) -> bool:
-    """Whether the innermost frame of ``error``'s traceback is code of this package (so the error is one
-    of our checks, or an OS call made by our code on a user's file), not a library's internal failure."""
+    """Whether ``error`` is one of this package's checks (the innermost frame of its traceback is our code)
+    or, for an OS error (permission denied, not a directory ...), one met by an OS call that our code made
+    on a user's file (our code is on its traceback) -- not a library's internal failure."""
     tb = error.__traceback__
-    if tb is None:
-        return False
-    while tb.tb_next is not None:
+    ours = []
+    while tb is not None:
+        ours.append(os.path.realpath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE_DIR + os.sep))
         tb = tb.tb_next
-    return os.path.realpath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE_DIR + os.sep)
+    return bool(ours) and (ours[-1] or (isinstance(error, OSError) and any(ours)))
 
 
 def _chain(error: BaseException):

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, Union
 
 from monai_attn.atomic import write_text_atomic  # noqa: F401 - re-exported (data.write_text_atomic)
+from monai_attn.errors import MissingInputError
 
 __all__ = [
     "Case",
@@ -251,7 +252,8 @@ class DatasetAdapter(ABC):
     def __init__(self, root: str | os.PathLike):
         root = Path(root).expanduser()
         if not root.is_dir():
-            raise FileNotFoundError(f"{root}: dataset root does not exist or is not a folder")
+            raise MissingInputError(root, "dataset root does not exist or is not a folder",
+                                    "set --dataset_dir (monai-attn: --root) to the raw download")
         self.root = self.resolve_root(root.resolve())
 
     # ---- to implement

@@ -34,15 +34,42 @@ def _paths(value) -> list[str]:
     raise BadInputError(repr(value)[:200], "expected a file path or a list of file paths")
 
 
-def check_input_file(path: str | os.PathLike) -> Path:
-    """``path`` as a ``Path`` when it is an existing file; :class:`MissingInputError` otherwise."""
+def path_problem(path: str | os.PathLike) -> BadInputError | None:
+    """Why ``path`` cannot be read as a file, with the true cause, or ``None`` when it is a readable file:
+    "file not found" (:class:`MissingInputError`), "a broken symbolic link", "a symbolic link loop",
+    "permission denied" (the file, or a folder on its path), "is a folder, not an image file"."""
+    import errno
+    import stat
+
     p = Path(path)
-    if p.is_dir():
-        raise BadInputError(p, "is a folder, not an image file")
-    if not p.is_file():
-        raise MissingInputError(p, "file not found", "check the path (in a datalist, relative paths start at its "
-                                "'root' entry, else at the JSON's folder)")
-    return p
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        if os.path.lexists(p):
+            return BadInputError(p, f"a broken symbolic link (to {os.readlink(p)})", "restore its target or the file")
+        return MissingInputError(p, "file not found", "check the path (in a datalist, relative paths start at its "
+                                 "'root' entry, else at the JSON's folder)")
+    except PermissionError:
+        return BadInputError(p, "permission denied (a folder on its path cannot be entered)",
+                             "give read and execute permission on the case folder (chmod u+rx)")
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return BadInputError(p, "a symbolic link loop (the link points back to itself)",
+                                 "replace the link by the file")
+        return BadInputError(p, f"cannot be read ({e.strerror})", "check the file and the disk")
+    if stat.S_ISDIR(st.st_mode):
+        return BadInputError(p, "is a folder, not an image file", "point to the image file inside it")
+    if not os.access(p, os.R_OK):
+        return BadInputError(p, "permission denied", "give read permission on the file (chmod u+r)")
+    return None
+
+
+def check_input_file(path: str | os.PathLike) -> Path:
+    """``path`` as a ``Path`` when it is a readable file; the :func:`path_problem` otherwise."""
+    problem = path_problem(path)
+    if problem is not None:
+        raise problem
+    return Path(path)
 
 
 def _cannot_read(path: str, error: BaseException, part: str = "data") -> BadInputError:

@@ -1,0 +1,107 @@
+"""Bad files are named, never silently scored, and never stop the other cases (issue 15, item 5): a case
+folder or modality that is a symbolic link loop, a broken link, or a folder fails that case alone with
+the true cause; two inputs whose predictions would share a name are refused by name."""
+from __future__ import annotations
+
+import os
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from monai_attn.errors import BadInputError, MissingInputError, find_bad_input
+from monai_attn.transforms.io import path_problem
+from monai_attn.workflows import inference_items, volume_inference_preprocessing
+
+MODS = ("flair", "t1", "t1ce", "t2")
+
+
+def _case(root, name, shape=(12, 10, 6)):
+    folder = root / name
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(len(name))
+    for m in MODS:
+        nib.save(nib.Nifti1Image(rng.random(shape).astype(np.float32) + 0.1, np.eye(4)),
+                 folder / f"{name}_{m}.nii.gz")
+    return folder
+
+
+def _failures(items):
+    load = volume_inference_preprocessing([16, 16], in_channels=4)
+    out = {}
+    for it in items:
+        try:
+            load(it)
+            out[it["id"]] = None
+        except Exception as e:  # noqa: BLE001
+            out[it["id"]] = find_bad_input(e)
+    return out
+
+
+def test_links_loops_and_folders_fail_their_case_alone_with_the_true_cause(tmp_path):
+    root = tmp_path / "in"
+    _case(root, "good")
+    loop = _case(root, "loop")
+    (loop / "loop_flair.nii.gz").unlink()
+    os.symlink("loop_flair.nii.gz", loop / "loop_flair.nii.gz")  # a link to itself
+    broken = _case(root, "broken")
+    (broken / "broken_t2.nii.gz").unlink()
+    os.symlink(tmp_path / "gone.nii.gz", broken / "broken_t2.nii.gz")
+    folder = _case(root, "folder")
+    (folder / "folder_t1.nii.gz").unlink()
+    (folder / "folder_t1.nii.gz").mkdir()
+    os.symlink("case_loop", root / "case_loop")  # a case folder that is a link loop
+    found = _failures(inference_items("brats2018", str(root)))
+    assert set(found) == {"good", "loop", "broken", "folder", "case_loop"}  # listed, none dropped silently
+    assert found["good"] is None
+    assert found["loop"].path == str(loop / "loop_flair.nii.gz") and "symbolic link loop" in found["loop"].problem
+    assert found["broken"].path == str(broken / "broken_t2.nii.gz")
+    assert found["broken"].problem == f"a broken symbolic link (to {tmp_path / 'gone.nii.gz'})"
+    assert found["folder"].path == str(folder / "folder_t1.nii.gz") and "folder" in found["folder"].problem
+    assert "symbolic link loop" in found["case_loop"].problem
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file whatever its permissions")
+def test_an_unreadable_case_folder_fails_alone_with_permission_denied(tmp_path):
+    root = tmp_path / "in"
+    _case(root, "good")
+    locked = _case(root, "locked")
+    locked.chmod(0)
+    try:
+        found = _failures(inference_items("brats2018", str(root)))
+    finally:
+        locked.chmod(0o755)
+    assert found["good"] is None
+    assert "permission denied" in found["locked"].problem
+
+
+def test_path_problem_names_the_cause(tmp_path):
+    assert isinstance(path_problem(tmp_path / "nope.png"), MissingInputError)
+    assert "is a folder" in path_problem(tmp_path).problem
+    (tmp_path / "ok.png").write_bytes(b"x")
+    assert path_problem(tmp_path / "ok.png") is None
+
+
+@pytest.mark.parametrize("names", [("img.tif", "img.bmp"), ("a/img.png", "b/img.png")])
+def test_inputs_whose_outputs_would_share_a_name_are_refused_by_name(tmp_path, names):
+    from PIL import Image
+
+    for n in names:
+        (tmp_path / n).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / n)
+    first, second = sorted(str(tmp_path / n) for n in names)  # the folder is read in sorted order
+    with pytest.raises(BadInputError) as info:
+        inference_items("isic2018", str(tmp_path))
+    assert info.value.path == second
+    assert info.value.problem.startswith(f"its prediction would have the name of {first}'s ('img'")
+
+
+def test_two_case_folders_of_one_name_in_a_datalist_are_refused(tmp_path):
+    import json
+
+    a, b = _case(tmp_path / "x", "case"), _case(tmp_path / "y", "case")
+    datalist = tmp_path / "d.json"
+    datalist.write_text(json.dumps({"test": [{"image": [str(a / f"case_{m}.nii.gz") for m in MODS]},
+                                             {"image": [str(b / f"case_{m}.nii.gz") for m in MODS]}]}))
+    with pytest.raises(BadInputError, match="its prediction would have the name of"):
+        inference_items("brats2018", datalist=str(datalist))
