@@ -1,27 +1,33 @@
-"""HD95: ``monai_attn.metrics.hausdorff_distance`` against MONAI's ``compute_hausdorff_distance``.
+"""HD95: ``monai_attn.metrics.hausdorff_distance`` against MONAI, medpy and DeepMind's surface-distance.
 
-Both run on the same masks in the same process; the table gives the best-of-``--repeats``
-wall time and process CPU time of each, their ratios, and the largest absolute difference over
-the cases where MONAI's value is finite (both masks non-empty). On a shared machine the CPU time
-is the steadier number. Masks are realistic blobs: an ellipsoid with a
-boundary roughened by smooth noise (ground truth), the same field plus independent smooth noise
-(prediction), and in the BraTS-like volume a small false-positive blob away from the lesion.
+Every library runs on the same masks in the same process, each against our function in the
+same convention (MONAI's ``compute_hausdorff_distance`` vs ``convention="monai"``, medpy's
+``hd95`` vs ``"pooled"``, DeepMind's ``compute_robust_hausdorff`` vs ``"surface"``). The table
+gives the best-of-``--repeats`` wall time and process CPU time of each, their ratios, and the
+largest absolute difference over the cases where the reference is finite (both masks
+non-empty; medpy and DeepMind are called on those pairs only, one by one, as users call them).
+On a shared machine the CPU time is the steadier number. Masks are realistic blobs: an
+ellipsoid with a boundary roughened by smooth noise (ground truth), the same field plus
+independent smooth noise (prediction), and where noted a small false-positive blob.
 
 Cases (all at HD95, symmetric, ``include_background=True``):
 
 * ``brats_slices``  155 × 240 × 240 — the axial slices of a 240 × 240 × 155 volume, one HD95 per slice
-* ``brats_volume``  1 × 240 × 240 × 155, spacing 1 mm
+* ``brats_volume``  1 × 240 × 240 × 155, spacing 1 mm, with a stray false-positive blob
 * ``isic``          8 × 256 × 256 dermoscopy-like lesions
-* ``ct``            1 × 512 × 512 × 300, spacing (0.8, 0.8, 2.5) mm, a liver-sized organ
+* ``mr_small``      1 × 256 × 256 × 25 at (0.78, 0.78, 6.5) mm: a ~4,000-voxel lesion and a stray blob
+* ``ct``            1 × 512 × 512 × 48 at (0.57, 0.57, 5) mm, an organ-sized label
+* ``ct_300``        1 × 512 × 512 × 300 at (0.8, 0.8, 2.5) mm (not run by default)
 
 Usage::
 
-    python benchmarks/hd95.py --out bench_output/hd95.json
+    python benchmarks/hd95.py --threads 1 --out bench_output/hd95.json
     python benchmarks/hd95.py --device cuda --out bench_output/hd95_cuda.json
 
-MONAI's time on the CT case can be several seconds per call; it is measured once (not
-best-of-``--repeats``) when a first call takes longer than ``--slow``, and skipped altogether
-with ``--skip-monai-ct``.
+On ``--device cuda`` our function and MONAI run on the GPU (MONAI uses cuCIM's erosion when
+cuCIM is installed, recorded as ``cucim`` in the JSON); medpy and DeepMind stay on the CPU
+(they are numpy libraries; ``--skip-cpu-libs`` leaves them out). A reference slower than
+``--slow`` seconds is measured once; ``--skip-monai-ct`` skips MONAI on the CT cases.
 """
 
 from __future__ import annotations
@@ -44,7 +50,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import monai  # noqa: E402
+import numpy as np  # noqa: E402
 from monai.metrics import compute_hausdorff_distance  # noqa: E402
+from monai.utils import optional_import  # noqa: E402
 
 from monai_attn.metrics import hausdorff_distance  # noqa: E402
 
@@ -144,7 +152,26 @@ def timed(fn, device, repeats: int, slow: float):
     return min(r[0] for r in runs), min(r[1] for r in runs), runs[-1][2], repeats
 
 
-def run_case(name: str, device: torch.device, repeats: int, slow: float, skip_monai: bool) -> dict:
+def _reference_libs():
+    """medpy's ``hd95`` and DeepMind's ``compute_robust_hausdorff`` (``None`` when not installed)."""
+    medpy, has_medpy = optional_import("medpy.metric.binary")
+    deepmind, has_deepmind = optional_import("surface_distance")
+    libs = {}
+    if has_medpy:
+        libs["medpy"] = ("pooled", lambda p, g, sp: medpy.hd95(p, g, sp))
+    if has_deepmind:
+        libs["deepmind"] = (
+            "surface",
+            lambda p, g, sp: deepmind.compute_robust_hausdorff(
+                deepmind.compute_surface_distances(g, p, sp), 95
+            ),
+        )
+    return libs
+
+
+def run_case(
+    name: str, device: torch.device, repeats: int, slow: float, skip_monai: bool, cpu_libs: bool = True
+) -> dict:
     pred, gt, spacing, desc = make_case(name)
     pred, gt = pred.to(device), gt.to(device)
     kwargs = dict(include_background=True, percentile=95, spacing=list(spacing))
@@ -180,41 +207,75 @@ def run_case(name: str, device: torch.device, repeats: int, slow: float, skip_mo
     )
     finite_ours = ours[(codes == 0)]
     row["mean_hd95"] = float(finite_ours.mean()) if finite_ours.numel() else math.nan
+    # medpy and DeepMind: numpy on the CPU, on the pairs where both masks are non-empty
+    if cpu_libs:
+        both = (codes == 0).reshape(-1).cpu()
+        p_np = pred.reshape(-1, *pred.shape[2:]).cpu().numpy()[both.numpy()]
+        g_np = gt.reshape(-1, *gt.shape[2:]).cpu().numpy()[both.numpy()]
+        for lib, (conv, fn) in _reference_libs().items():
+            conv_t, conv_cpu, conv_val, _ = timed(
+                lambda conv=conv: hausdorff_distance(pred, gt, convention=conv, **kwargs),
+                device,
+                repeats,
+                slow,
+            )
+            lib_t, lib_cpu, lib_val, n_lib = timed(
+                lambda fn=fn: [fn(p, g, spacing) for p, g in zip(p_np, g_np)],
+                torch.device("cpu"),
+                repeats,
+                slow,
+            )
+            ref = torch.as_tensor(np.asarray(lib_val, dtype=np.float64))
+            mine = conv_val.reshape(-1)[both.to(conv_val.device)].double().cpu()
+            row.update({
+                f"ours_{conv}_s": conv_t, f"ours_{conv}_cpu_s": conv_cpu, f"{lib}_s": lib_t, f"{lib}_cpu_s": lib_cpu,
+                f"{lib}_runs": n_lib, f"{lib}_speedup": lib_t / conv_t,
+                f"{lib}_max_abs_diff": float((ref - mine).abs().max()) if ref.numel() else 0.0,
+                f"{lib}_mean_hd95": float(ref.mean()) if ref.numel() else math.nan,
+            })  # fmt: skip
     return row
 
 
 def print_table(rows: list, device: str, threads: int) -> None:
     print(f"\nHD95 on {device} (torch threads: {threads}; times in s, best of the repeats)")
     head = (
-        f"{'case':<13} {'input':<36} {'MONAI wall':>10} {'ours wall':>9} {'speed-up':>8}"
-        f" {'MONAI cpu':>9} {'ours cpu':>8} {'cpu x':>6} {'max|diff|':>9} {'n':>3}"
+        f"{'case':<13} {'input':<38} {'MONAI':>8} {'ours':>7} {'x':>6} {'|diff|':>7}"
+        f" {'medpy':>8} {'pooled':>7} {'x':>6} {'|diff|':>7} {'DeepMind':>8} {'surface':>7} {'x':>6} {'|diff|':>7}"
     )
     print(head)
     print("-" * len(head))
+
+    def cell(r, lib, ours_key, speed_key, diff_key):
+        if r.get(f"{lib}_s") is None:
+            return f"{'-':>8} {'-':>7} {'-':>6} {'-':>7}"
+        mark = "*" if r.get(f"{lib}_runs") == 1 else ""
+        return f"{r[f'{lib}_s']:>7.3f}{mark:1} {r[ours_key]:>7.3f} {r[speed_key]:>5.1f}x {r[diff_key]:>7.0e}"
+
     for r in rows:
-        has = r.get("monai_s") is not None
-        m = f"{r['monai_s']:.3f}" if has else "skipped"
-        if r.get("monai_runs") == 1:
-            m += "*"
-        mc = f"{r['monai_cpu_s']:.3f}" if has else "-"
-        sp = f"{r['speedup']:.1f}x" if has else "-"
-        cx = f"{r['monai_cpu_s'] / r['ours_cpu_s']:.1f}x" if has and r["ours_cpu_s"] > 0 else "-"
-        df = f"{r['max_abs_diff']:.1e}" if has else "-"
         print(
-            f"{r['case']:<13} {r['description']:<36} {m:>10} {r['ours_s']:>9.3f} {sp:>8}"
-            f" {mc:>9} {r['ours_cpu_s']:>8.3f} {cx:>6} {df:>9} {r['compared']:>3}"
+            f"{r['case']:<13} {r['description']:<38} "
+            + cell(r, "monai", "ours_s", "speedup", "max_abs_diff")
+            + " "
+            + cell(r, "medpy", "ours_pooled_s", "medpy_speedup", "medpy_max_abs_diff")
+            + " "
+            + cell(r, "deepmind", "ours_surface_s", "deepmind_speedup", "deepmind_max_abs_diff")
         )
-    print("(* one call: slower than --slow, not repeated; n: values compared, where MONAI's is finite)")
+    print(
+        "(* one call: slower than --slow, not repeated; |diff|: largest difference where the reference is finite)"
+    )
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    ap.add_argument("--cases", nargs="+", default=["brats_slices", "brats_volume", "isic", "ct"])
+    ap.add_argument("--cases", nargs="+", default=["brats_slices", "brats_volume", "isic", "mr_small", "ct"])
     ap.add_argument("--repeats", type=int, default=5, help="timed calls per implementation (best is kept)")
     ap.add_argument("--slow", type=float, default=3.0, help="seconds above which a call is not repeated")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    ap.add_argument("--skip-monai-ct", action="store_true", help="do not time MONAI on the CT case")
+    ap.add_argument("--skip-monai-ct", action="store_true", help="do not time MONAI on the CT cases")
+    ap.add_argument(
+        "--skip-cpu-libs", action="store_true", help="do not time medpy and DeepMind (numpy, CPU)"
+    )
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
@@ -224,7 +285,8 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     rows = []
     for name in args.cases:
-        rows.append(run_case(name, device, args.repeats, args.slow, args.skip_monai_ct and name == "ct"))
+        skip = args.skip_monai_ct and name.startswith("ct")
+        rows.append(run_case(name, device, args.repeats, args.slow, skip, not args.skip_cpu_libs))
         print(f"  {name}: done", file=sys.stderr)
     print_table(rows, str(device), torch.get_num_threads())
     if args.out:
@@ -240,6 +302,8 @@ def main(argv=None) -> int:
             "monai": monai.__version__,
             "python": platform.python_version(),
             "repeats": args.repeats,
+            "cucim": optional_import("cucim")[1],
+            "libraries": sorted(_reference_libs()),
             "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -232,24 +232,30 @@ def _crop_to_union(p: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torc
     exactly like the outside of the image, and distances do not depend on the origin."""
     if p.shape[0] == 0:
         return p, t
-    # u8 reductions over long contiguous rows are much faster than bool .any() over strided dims
-    flat = (p.shape[0], -1)
-    union = torch.maximum(
-        p.view(torch.uint8).reshape(flat).amax(0), t.view(torch.uint8).reshape(flat).amax(0)
-    )
     shape = p.shape[1:]
-    if not bool(union.any()):  # nothing anywhere: keep one (background) voxel
-        index = (slice(None),) + (slice(0, 1),) * len(shape)
-        return p[index], t[index]
-    index = [slice(None)]
-    lead = union  # `union` with the axes before the current one reduced away
-    for n in shape:
-        prof = lead.reshape(n, -1).amax(1)
-        lead = lead.reshape(n, -1).amax(0)
+    # u8 max-reductions over contiguous inner dims are fast; reducing outer dims is slow, so the
+    # box is found axis by axis on ever smaller crops
+    union = (p | t).view(torch.uint8)
+    if p.shape[0] > 1:
+        union = union.reshape(p.shape[0], -1).amax(0).reshape(shape)
+    else:
+        union = union[0]
+    box: list[slice] = []
+    sub = union
+    for k, n in enumerate(shape):
+        lead = sub.shape[:k]
+        outer = math.prod(lead)
+        prof = sub.reshape(outer, n, -1).amax(2)  # [outer, n]
+        prof = prof.amax(0) if outer > 1 else prof[0]
         nz = torch.nonzero(prof).reshape(-1)
-        lo, hi = max(int(nz[0]) - 1, 0), min(int(nz[-1]) + 2, n)
-        index.append(slice(lo, hi))
-    return p[tuple(index)].contiguous(), t[tuple(index)].contiguous()
+        if nz.numel() == 0:  # nothing anywhere: keep one (background) voxel
+            index = (slice(None),) + (slice(0, 1),) * len(shape)
+            return p[index], t[index]
+        lo, hi = int(nz[0]), int(nz[-1]) + 1
+        box.append(slice(max(lo - 1, 0), min(hi + 1, n)))
+        sub = sub.narrow(k, lo, hi - lo)  # crop this axis before reducing the next ones
+    index = (slice(None),) + tuple(box)
+    return p[index].contiguous(), t[index].contiguous()
 
 
 # --------------------------------------------------------------------------------------------
@@ -738,7 +744,7 @@ def _cpu_threads(n: int | None, device: torch.device):
 # --------------------------------------------------------------------------------------------
 #: use the dense first pass (the grid search alone gives the same values; tests compare both)
 _DENSE_FIRST = True
-_BRUTE_PAIRS = 1 << 20  # unresolved points x other points below which the rest is brute force
+_BRUTE_PAIRS = 1 << 26  # unresolved points x other points below which the rest is brute force
 _BALL = 4096  # offsets of the dense pass (a ball of about this many voxels)
 _MAX_HALF_WIDTH = 48
 
@@ -816,29 +822,35 @@ def _dense_nearest(idx_q: torch.Tensor, dst: torch.Tensor, w: tuple, metric: str
 
 def _brute_nearest(q: torch.Tensor, pts: torch.Tensor, scale: torch.Tensor, metric: str, max_pairs: int):
     """Nearest distance from every row of ``q`` to the rows of ``pts`` of the same group (exact,
-    all pairs, in chunks of ``max_pairs``). ``scale``: ``[G, D]`` float64 axis weights per group."""
+    all pairs, in chunks of ``max_pairs``). ``scale``: ``[G, D]`` float64 axis weights per group.
+    Rows are ``(group, *voxel index)``, both sorted by group (``torch.nonzero`` order)."""
     dev = q.device
     out = torch.full((q.shape[0],), math.inf, dtype=torch.float32, device=dev)
     if q.shape[0] == 0 or pts.shape[0] == 0:
         return out
-    pc = pts[:, 1:].to(torch.float32)
-    rows = max(1, max_pairs // pts.shape[0])
-    for r in range(0, q.shape[0], rows):
-        qq = q[r : r + rows]
-        w = scale[qq[:, 0]].to(device=dev, dtype=torch.float32)  # [r, D]
-        acc = None
-        for k in range(pc.shape[1]):
-            diff = (qq[:, k + 1, None].to(torch.float32) * w[:, k, None]) - pc[None, :, k] * w[:, k, None]
-            diff = diff.mul_(diff) if metric == "euclidean" else diff.abs_()
-            if acc is None:
-                acc = diff
-            elif metric == "chessboard":
-                torch.maximum(acc, diff, out=acc)
-            else:
-                acc.add_(diff)
-        acc = torch.where(qq[:, None, 0] == pts[None, :, 0], acc, math.inf)
-        v = acc.amin(1)
-        out[r : r + rows] = torch.sqrt(v.double()).float() if metric == "euclidean" else v
+    n_groups = int(scale.shape[0])
+    counts = torch.bincount(pts[:, 0], minlength=n_groups)
+    start = (torch.cumsum(counts, 0) - counts).tolist()
+    counts_l = counts.tolist()
+    groups, q_counts = torch.unique_consecutive(q[:, 0], return_counts=True)
+    row = 0
+    for grp, nq in zip(groups.tolist(), q_counts.tolist()):
+        qs, ps = q[row : row + nq, 1:], pts[start[grp] : start[grp] + counts_l[grp], 1:]
+        if ps.shape[0]:
+            w = scale[grp].to(device=dev, dtype=torch.float64)
+            qw, pw = qs.to(torch.float64) * w, ps.to(torch.float64) * w
+            step = max(1, max_pairs // ps.shape[0])
+            for r in range(0, nq, step):
+                qq = qw[r : r + step]
+                if metric == "euclidean":
+                    # |q - p|^2 = |q|^2 + |p|^2 - 2 q.p in float64 (exact to ~1e-10 for image coordinates)
+                    d2 = torch.addmm((pw * pw).sum(1)[None, :], qq, pw.T, alpha=-2.0)
+                    d2 += (qq * qq).sum(1)[:, None]
+                    v = torch.sqrt(d2.amin(1).clamp_(min=0))
+                else:
+                    v = _combine((qq[:, None, :] - pw[None, :, :]).abs_(), metric).amin(1)
+                out[row + r : row + r + qq.shape[0]] = v.to(torch.float32)
+        row += nq
     return out
 
 
