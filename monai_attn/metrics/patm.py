@@ -227,6 +227,8 @@ class PatmHandler(IgniteMetricHandler):
         self.filename = filename
         super().__init__(metric_fn=PatmMetric(slices, bg_fraction, seed), output_transform=output_transform,
                          save_details=save_details)
+        # ignite unrolls decollated (list) outputs only as (pred, label) pairs; update() takes the lists whole
+        self._skip_unrolling = True
 
     @reinit__is_reduced
     def update(self, output: Sequence[Any]) -> None:

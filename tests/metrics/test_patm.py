@@ -177,7 +177,8 @@ def test_handler_writes_summary(tmp_path):
     label = _blobs((2, 1, 10, 10, 4), 3, 0.1)
     pred = _blobs((2, 1, 10, 10, 4), 4, 0.1)
     image = torch.ones(2, 2, 10, 10, 4)
-    batches = [(pred[:1], label[:1], image[:1]), (pred[1:], label[1:], image[1:])]
+    # the second batch as a MONAI evaluator hands it over: decollated lists of channel-first items
+    batches = [(pred[:1], label[:1], image[:1]), ([pred[1]], [label[1]], [image[1]])]
     engine = Engine(lambda e, b: b)
     PatmHandler(output_dir=tmp_path, slices="official", bg_fraction=1.0).attach(engine, "patm")
     engine.run(batches)
