@@ -40,9 +40,20 @@ def metrics_table(summaries: dict[str, dict], metrics=tuple(_LABELS)) -> str:
     return "\n".join(lines)
 
 
+def _link(path: str) -> str:
+    """A markdown link target: in ``<...>`` when it holds spaces (a bare one would not render)."""
+    return f"<{path}>" if any(c.isspace() for c in path) else path
+
+
 def _class_summary(metrics_json: Path) -> dict:
-    summary = read_report_json(metrics_json)["summary"]
-    return summary.get("class_0") or summary.get("all") or next(iter(summary.values()))
+    from .errors import BadInputError
+
+    try:
+        summary = read_report_json(metrics_json)["summary"]
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise BadInputError(metrics_json, f"not a readable metrics JSON ({type(e).__name__}: {str(e)[:200]})",
+                            "run evaluate.json again to write it") from e
+    return summary.get("class_0") or summary.get("all") or next(iter(summary.values()), {})
 
 
 def run_section(run_dir: str | Path, title: str, rel_to: str | Path, extra_rows: dict | None = None) -> str:
@@ -57,18 +68,18 @@ def run_section(run_dir: str | Path, title: str, rel_to: str | Path, extra_rows:
         parts += [f"_No `{metrics_json.relative_to(run_dir)}`: run `evaluate.json` first._", ""]
     curves = plot_curves(read_scalars(run_dir / "eval"), run_dir / "curves.png", title=title)
     if curves:
-        parts += [f"![training curves]({os.path.relpath(curves, rel_to)})", ""]
+        parts += [f"![training curves]({_link(os.path.relpath(curves, rel_to))})", ""]
     overlays = sorted((run_dir / "eval" / "overlays").glob("*.png"))
     if overlays:
         parts += ["Overlays: image | ground truth | prediction with **true positives green, false positives "
                   "red, false negatives blue**.", ""]
-        parts += [f"![{p.stem}]({os.path.relpath(p, rel_to)})" for p in overlays] + [""]
+        parts += [f"![{p.stem}]({_link(os.path.relpath(p, rel_to))})" for p in overlays] + [""]
     panels = attention_panels(run_dir)
     if panels:
         parts += ["Attention (the layout of PATM's Figure 4): image | prediction with mistakes coloured | attention "
                   "map of the deepest encoder block (dark: low, bright: high; RFNA as trained, on reversed labels, "
                   "see docs/networks.md).", ""]
-        parts += [f"![{p.stem}]({os.path.relpath(p, rel_to)})" for p in panels] + [""]
+        parts += [f"![{p.stem}]({_link(os.path.relpath(p, rel_to))})" for p in panels] + [""]
     line = uncertainty_line(run_dir)
     if line:
         parts += [line, ""]

@@ -309,6 +309,10 @@ class DatasetAdapter(ABC):
             ``(report, cases)``: the report lists *all* problems found.
         """
         cases, problems, notes = self.scan()
+        if not cases and not any(p.severity == "error" for p in problems):
+            # an empty download (e.g. an empty HGG/) is not "OK": prepare would write an empty datalist
+            problems = [*problems, Problem(str(self.root), f"no {self.name} cases found (an empty or unpacked-"
+                                                           f"elsewhere download? see docs/datasets.md for the layout)")]
         report = IntegrityReport(self.name, self.root, len(cases), list(problems), list(notes))
         logger.info("%s: checking %d cases under %s", self.name, len(cases), self.root)
         if workers and workers > 0 and len(cases) > 1:

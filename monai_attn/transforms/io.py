@@ -226,11 +226,15 @@ class LoadVolumed(_CheckedLoadImaged):
         channels = [arr[i] for i in range(len(files))] if len(files) > 1 else [arr]
         is_label = key in self.label_keys
         for f, a in zip(files, channels):
-            msg = finite_problem(a) or (None if is_label else zero_problem(a))
+            msg, hint = finite_problem(a), "fix the conversion that produced them (or replace them, e.g. " \
+                                          "`fslmaths in -nan out`)"
+            if msg is None and not is_label:
+                msg, hint = zero_problem(a), "export the volume again (an empty label is fine, a blank image is not)"
             if msg is None and is_label and self.label_values is not None:
-                msg = value_problem(a, self.label_values, "label")
+                msg, hint = value_problem(a, self.label_values, "label"), "relabel it (BraTS: 0, 1, 2, 4; ISLES: 0, " \
+                                                                          "1); `monai-attn verify` lists every such file"
             if msg:
-                raise BadInputError(f, msg)
+                raise BadInputError(f, msg, hint)
 
 
 #: Pillow modes read as they are: 8-bit RGB and grey, with or without alpha (``EnsureRGB`` drops the alpha
