@@ -19,11 +19,20 @@ killed training from its newest checkpoint (``--resume True``) and retries faile
 cell does not stop the others: it is reported in the table, in ``OUT/failures.json`` and at the end,
 and the exit code is :data:`EXIT_FAILED`. ``OUT/events.jsonl`` logs every stage that ran.
 
+The runner owns its children: each bundle command runs in its own process group and (Linux) dies with
+the runner even if the runner is SIGKILLed; SIGTERM or SIGINT to the runner stops the running commands
+(their whole process groups: DataLoader workers, torchrun ranks), writes the tables and exits with
+:data:`EXIT_INTERRUPTED`; the stopped cell resumes on the next run. A cell is locked (``flock`` on
+``runs/<cell>/.reproduce.lock``) while a runner works on it: a second runner skips it with a message.
+
 See docs/reproducing.md.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import ctypes
+import fcntl
 import io
 import json
 import logging
@@ -31,6 +40,7 @@ import math
 import os
 import re
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -464,6 +474,139 @@ def _error_summary(log: Path, limit: int = 300) -> str:
     return found.strip()[:limit]
 
 
+# ------------------------------------------------------------------------------------ child processes
+#: a training or evaluation that the runner started, until it ended (stopped on SIGTERM/SIGINT to the runner)
+_CHILDREN: set[subprocess.Popen] = set()
+_CHILDREN_LOCK = threading.Lock()
+#: set when the runner was told to stop: running children get SIGTERM, no new cell starts
+_STOP = threading.Event()
+#: seconds a stopped child's process group has between SIGTERM and SIGKILL
+STOP_GRACE_SECONDS = 10.0
+#: the lock file in a cell's folder, held (``flock``) by the runner working on that cell
+CELL_LOCK = ".reproduce.lock"
+
+
+def _load_prctl():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    return prctl
+
+
+_PRCTL = _load_prctl()  # loaded before any fork: the child only calls it
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """``preexec_fn`` of a child: on Linux, SIGTERM when the runner (``parent``) dies, even by SIGKILL."""
+
+    def setup() -> None:
+        if _PRCTL is not None:
+            _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+            if os.getppid() != parent:  # the runner died before prctl took effect
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    return setup
+
+
+def _start_child(cmd: list[str], **kwargs: Any) -> subprocess.Popen:
+    """Start ``cmd`` in its own process group (session), dying with the runner; registered in ``_CHILDREN``
+    so that a signal to the runner reaches it and all of its processes (DataLoader workers, torchrun ranks)."""
+    with _CHILDREN_LOCK:
+        if _STOP.is_set():
+            raise KeyboardInterrupt("stopping")
+        proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=_die_with_parent(os.getpid()), **kwargs)
+        _CHILDREN.add(proc)
+    return proc
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def _stop_child(proc: subprocess.Popen, grace: float = STOP_GRACE_SECONDS) -> int:
+    """Stop ``proc``'s process group: SIGTERM, then SIGKILL after ``grace`` seconds; returns its exit code."""
+    _signal_group(proc, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    _signal_group(proc, signal.SIGKILL)  # what is left of the group (e.g. workers that ignored SIGTERM)
+    return proc.wait()
+
+
+def _wait_child(proc: subprocess.Popen, timeout: float | None) -> int:
+    """Wait for ``proc``; raises ``subprocess.TimeoutExpired`` after ``timeout`` seconds. Once the runner is
+    told to stop, the child gets ``STOP_GRACE_SECONDS`` to end after its SIGTERM, then SIGKILL."""
+    start, stopped_at = time.monotonic(), None
+    while True:
+        try:
+            return proc.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            now = time.monotonic()
+            if timeout is not None and now - start > timeout:
+                raise subprocess.TimeoutExpired(proc.args, timeout) from None
+            if _STOP.is_set():
+                stopped_at = stopped_at or now
+                if now - stopped_at > STOP_GRACE_SECONDS:
+                    return _stop_child(proc, grace=0)
+
+
+def _signal_children(sig: int) -> int:
+    """Send ``sig`` to the process group of every running child; returns how many."""
+    with _CHILDREN_LOCK:
+        children = [p for p in _CHILDREN if p.poll() is None]
+    for proc in children:
+        _signal_group(proc, sig)
+    return len(children)
+
+
+@contextlib.contextmanager
+def _stop_children_on_signals():
+    """While the cells run: SIGTERM or SIGINT to the runner stops every training/evaluation it started (their
+    whole process groups) and raises ``KeyboardInterrupt`` in the runner (which then writes its tables)."""
+    _STOP.clear()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        if _STOP.is_set():
+            return  # already stopping
+        _STOP.set()
+        n = _signal_children(signal.SIGTERM)
+        logger.warning("%s: stopping %d running command(s)", signal.Signals(signum).name, n)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _lock_cell(cell_dir: Path) -> int | str:
+    """Lock ``cell_dir`` for this runner (``flock`` on its ``.reproduce.lock``): the open file descriptor
+    (close it to release), or, when another runner holds the lock, a message naming it."""
+    path = cell_dir / CELL_LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        return f"another runner is working on this cell ({holder}; lock {path}); rerun when it has finished"
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+    return fd
+
+
 class _Runner:
     """Runs cells (possibly several at a time), logging each stage to ``OUT/events.jsonl``."""
 
@@ -488,16 +631,25 @@ class _Runner:
         with log.open("a") as f:
             f.write(f"\n$ {shlex.join(cmd)}\n")
             f.flush()
+            proc = _start_child(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=log.parent,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
             try:
-                proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=log.parent,
-                                      timeout=self.plan.timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-                code = proc.returncode
+                code = _wait_child(proc, self.plan.timeout)
             except subprocess.TimeoutExpired:
+                _stop_child(proc)
                 f.write(f"\nTimeoutError: killed after {self.plan.timeout} s (--timeout)\n")
                 code = 124
+            finally:
+                if proc.poll() is None:  # interrupted here (SIGINT/SIGTERM to the runner): stop its group too
+                    _stop_child(proc)
+                with _CHILDREN_LOCK:
+                    _CHILDREN.discard(proc)
         return code, time.perf_counter() - start
 
     def fail(self, cell: Cell, stage: str, code: int, log: Path, seconds: dict) -> CellResult:
+        if _STOP.is_set():  # stopped by a signal to the runner: not a failure, the next run continues it
+            self.event(cell, stage, "interrupted", returncode=code)
+            return CellResult(cell, "missing", seconds=seconds, error="interrupted")
         error = _error_summary(log) or f"exit code {code}"
         write_json_atomic({"cell": cell.key, "stage": stage, "returncode": code, "error": error, "log": str(log),
                            "time": time.strftime("%Y-%m-%dT%H:%M:%S")}, log.parent / "failed.json")
@@ -512,13 +664,40 @@ class _Runner:
             self.echo(f"{tag}: finished before, skipped")
             self.event(cell, "all", "skipped")
             return _result_from_disk(plan, cell)
+        if _STOP.is_set():
+            return CellResult(cell, "missing", error="interrupted")
         d.mkdir(parents=True, exist_ok=True)
+        lock = _lock_cell(d)
+        if isinstance(lock, str):  # a second runner never works on the same cell at once
+            self.echo(f"{tag}: skipped: {lock}")
+            self.event(cell, "all", "busy")
+            return CellResult(cell, "missing", error=f"busy: {lock}")
+        try:
+            return self._run_locked(cell, tag, d)
+        except KeyboardInterrupt:  # SIGINT/SIGTERM to the runner: its command was stopped
+            self.event(cell, "all", "interrupted")
+            raise
+        finally:
+            os.close(lock)
+
+    def _run_locked(self, cell: Cell, tag: str, d: Path) -> CellResult:
+        plan = self.plan
+        stage = cell_stage(d)  # again: another runner may have worked on it until we got the lock
+        if stage == "done":
+            self.echo(f"{tag}: finished before, skipped")
+            self.event(cell, "all", "skipped")
+            return _result_from_disk(plan, cell)
         (d / "failed.json").unlink(missing_ok=True)
         seconds: dict[str, float] = {}
         if stage in ("train", "resume"):
             self.echo(f"{tag}: training{' (resuming from its last checkpoint)' if stage == 'resume' else ''} ...")
             log = d / "train.log"
-            code, seconds["train"] = self.command(train_command(plan, cell, resume=stage == "resume"), log)
+            cmd = train_command(plan, cell, resume=stage == "resume")
+            if stage == "train" and (d / "models").is_dir() and any((d / "models").glob("*.pt")):
+                # a first epoch killed before its checkpoint left a model.pt: the cell is this runner's own and
+                # not trained, so the bundle may move it aside (models/previous-<time>/) instead of refusing
+                cmd += ["--overwrite", "True"]
+            code, seconds["train"] = self.command(cmd, log)
             if code != 0:
                 self.echo(f"{tag}: training FAILED after {seconds['train']:.1f} s (log: {log})")
                 return self.fail(cell, "train", code, log, seconds)
@@ -877,10 +1056,12 @@ def reproduce(dataset: str, root: str | os.PathLike, networks: str | Sequence[st
     results: list[CellResult] = []
     interrupted = False
     try:
-        results = run_cells(plan, cells, jobs=jobs, echo=echo)
-    except KeyboardInterrupt:
+        with _stop_children_on_signals():
+            results = run_cells(plan, cells, jobs=jobs, echo=echo)
+    except KeyboardInterrupt as e:
         interrupted = True
-        echo("interrupted: rerun the same command to continue (finished cells are kept)")
+        echo(f"interrupted{f' ({e})' if str(e) else ''}: the running trainings were stopped; rerun the same "
+             "command to continue (finished cells are kept, a stopped training resumes from its last checkpoint)")
     if interrupted:
         results = [_result_from_disk(plan, c) for c in cells]
     rows = aggregate_rows(plan, results, costs, real)
@@ -898,6 +1079,12 @@ def reproduce(dataset: str, root: str | os.PathLike, networks: str | Sequence[st
         return EXIT_FAILED
     if interrupted:
         return EXIT_INTERRUPTED
+    busy = [r for r in results if r.error.startswith("busy: ")]
+    if busy:
+        echo(f"BUSY cells ({len(busy)} of {len(cells)}), not run:")
+        for r in busy:
+            echo(f"  {r.cell.key}: {r.error[len('busy: '):]}")
+        return EXIT_FAILED
     return EXIT_OK
 
 

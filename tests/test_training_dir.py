@@ -138,14 +138,14 @@ def test_other_ranks_only_check(models):
 
 
 # ------------------------------------------------------------------------------------ random state
-def _augmenting_loader():
+def _augmenting_loader(num_workers: int = 0):
     from monai.data import DataLoader, Dataset
     from monai.transforms import Compose, RandFlipd, RandGaussianNoised, RandRotated
 
     transform = Compose([RandFlipd("img", prob=0.5), RandRotated("img", range_x=0.4, prob=0.5),
                          RandGaussianNoised("img", prob=0.5)])
     data = [{"img": torch.arange(36.0).reshape(1, 6, 6) + i} for i in range(6)]
-    return DataLoader(Dataset(data, transform=transform), batch_size=2, shuffle=True, num_workers=0)
+    return DataLoader(Dataset(data, transform=transform), batch_size=2, shuffle=True, num_workers=num_workers)
 
 
 def _draws(loader):
@@ -176,7 +176,7 @@ def test_training_rng_warns_when_the_transforms_differ(caplog):
     assert "this run has 0: their random state is not restored" in caplog.text
 
 
-def _train(epochs, ckpt_dir, resume=False, rng=True):
+def _train(epochs, ckpt_dir, resume=False, rng=True, num_workers=0):
     """A tiny SupervisedTrainer with shuffling, augmentation and dropout, checkpointed every epoch."""
     from monai.engines import SupervisedTrainer
     from monai.utils import set_determinism
@@ -184,7 +184,7 @@ def _train(epochs, ckpt_dir, resume=False, rng=True):
     set_determinism(seed=0)
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Dropout(0.3), torch.nn.Linear(36, 1))
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
-    loader = _augmenting_loader()
+    loader = _augmenting_loader(num_workers)
     trainer = SupervisedTrainer(device=torch.device("cpu"), max_epochs=epochs, train_data_loader=loader, network=net,
                                 optimizer=opt, loss_function=lambda p, _: p.square().mean(),
                                 prepare_batch=lambda b, d, nb, **kw: (b["img"], b["img"]))
@@ -194,10 +194,31 @@ def _train(epochs, ckpt_dir, resume=False, rng=True):
     return net.state_dict()
 
 
-@pytest.mark.parametrize("rng", [True, False])
-def test_a_resumed_training_matches_an_uninterrupted_one(tmp_path, rng):
-    straight = _train(4, tmp_path / "straight", rng=rng)
-    _train(2, tmp_path / "resumed", rng=rng)
-    resumed = _train(4, tmp_path / "resumed", resume=True, rng=rng)
+@pytest.mark.parametrize("rng, num_workers", [(True, 0), (False, 0), (True, 1), (False, 1)])
+def test_a_resumed_training_matches_an_uninterrupted_one(tmp_path, rng, num_workers):
+    """In the main process (``num_workers=0``) the transforms' own generators carry the augmentation from
+    epoch to epoch; with workers, each epoch's worker seeds are drawn from torch's generator."""
+    straight = _train(4, tmp_path / "straight", rng=rng, num_workers=num_workers)
+    _train(2, tmp_path / "resumed", rng=rng, num_workers=num_workers)
+    resumed = _train(4, tmp_path / "resumed", resume=True, rng=rng, num_workers=num_workers)
     same = all(torch.equal(straight[k], resumed[k]) for k in straight)
     assert same is rng  # with the random state restored: identical; without it: not (the test can tell)
+
+
+def test_the_amp_loss_scale_is_checkpointed_and_restored(tmp_path):
+    from ignite.engine import Engine
+
+    def trainer(scale):
+        engine = Engine(lambda e, b: None)
+        engine.scaler = torch.amp.GradScaler("cpu", init_scale=scale)  # as MONAI's trainers with amp=True
+        return engine
+
+    first = trainer(1024.0)
+    workflows.attach_training_state(first, str(tmp_path), {"model": torch.nn.Linear(1, 1)})
+    first.run([0], max_epochs=1)
+    (saved,) = tmp_path.glob("checkpoint*.pt")
+    assert torch.load(saved, weights_only=True)["scaler"]["scale"] == 1024.0
+    second = trainer(65536.0)
+    workflows.attach_training_state(second, str(tmp_path), {"model": torch.nn.Linear(1, 1)}, resume=True, save=False)
+    second.run([0], max_epochs=1)  # resumed at epoch 1 of 1: restores, runs nothing
+    assert second.scaler.get_scale() == 1024.0

@@ -212,7 +212,8 @@ def attach_training_state(trainer, ckpt_dir: str, save_dict: dict, resume: bool 
     With ``rng`` (the default), the random state (:class:`~monai_attn.workflows.rng.TrainingRNG`: Python,
     NumPy, torch and the random transforms of ``trainer.data_loader``) is checkpointed as ``"rng"`` and
     restored on resume, so that a resumed run matches an uninterrupted one (see docs/bundles.md for what
-    can still differ). A checkpoint without it (written by an older version) resumes with a warning.
+    can still differ); so is the trainer's AMP ``scaler`` when it has one. A checkpoint without them
+    (written by an older version) resumes with a warning.
 
     ``save=False`` only resumes (for the non-zero ranks of a distributed run).
 
@@ -225,18 +226,23 @@ def attach_training_state(trainer, ckpt_dir: str, save_dict: dict, resume: bool 
     for value in save_dict.values():
         if isinstance(value, Checkpoint):
             use_atomic_saving(value)
+    added = {}
     if rng and "rng" not in save_dict:
-        save_dict = {**save_dict, "rng": TrainingRNG(getattr(trainer, "data_loader", None))}
+        added["rng"] = TrainingRNG(getattr(trainer, "data_loader", None))
+    if getattr(trainer, "scaler", None) is not None and "scaler" not in save_dict:
+        added["scaler"] = trainer.scaler  # AMP's loss scale (MONAI's trainers with amp=True)
+    save_dict = {**save_dict, **added}
     found = _loadable_checkpoint(ckpt_dir, prefix) if resume else None
     path = found[0] if found else None
     if resume and path is None:
         logger.warning("resume requested but no %s*.pt in %s: starting from scratch", prefix, ckpt_dir)
     if path is not None:
-        load_dict = save_dict
-        if "rng" in save_dict and "rng" not in found[1]:
-            logger.warning("%s holds no random state (written by an older version): the resumed run's shuffling and "
-                           "augmentation will differ from an uninterrupted run's", path)
-            load_dict = {k: v for k, v in save_dict.items() if k != "rng"}
+        missing = [k for k in added if k not in found[1]]
+        if missing:
+            logger.warning("%s holds no %s (written by an older version): the resumed run will differ from an "
+                           "uninterrupted one", path, " or ".join({"rng": "random state", "scaler": "AMP loss scale"}[k]
+                                                                 for k in missing))
+        load_dict = {k: v for k, v in save_dict.items() if k not in missing}
         CheckpointLoader(load_path=path, load_dict=load_dict, map_location="cpu").attach(trainer)
         logger.info("resuming from %s", path)
     if save:
