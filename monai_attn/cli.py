@@ -7,6 +7,7 @@ Subcommands::
     monai-attn verify  {isic2018,...} --root RAW [--workers N] [--json report.json]
     monai-attn synth   {isic2018,...} --out DIR --cases N [--seed 0] [--shape ...] [--lgg N]
     monai-attn report  RUN_DIR [--screenshot report.png]
+    monai-attn options BUNDLE_DIR [train|evaluate|inference|multi_gpu_train]
     monai-attn reproduce {isic2018,...} --root RAW [--networks fpa,unet] [--seeds 3] [--epochs E]
                        [--out DIR] [--device cuda] [--gpus N] [--dry-run]
 
@@ -198,8 +199,28 @@ def run_reproduce(args) -> int:
     return run_from_args(args)
 
 
+# ------------------------------------------------------------------------------------- options
+def add_options(sub) -> None:
+    p = sub.add_parser("options", help="list a bundle config's options: every key, its default and its meaning",
+                       description="List every top-level key of a bundle's config with its default and a one-line "
+                                   "meaning; each can be overridden on the bundle's command line as --<key> <value>.")
+    p.add_argument("bundle", metavar="BUNDLE_DIR",
+                   help="a bundle folder (e.g. bundles/mistakes_brats2018), its configs/ folder, or a bundle's name")
+    p.add_argument("config", nargs="?", default=None,
+                   help="train, evaluate (train.json + evaluate.json), inference or multi_gpu_train (default: train, "
+                        "what evaluate adds to it, and inference)")
+    p.set_defaults(func=run_options)
+
+
+def run_options(args) -> int:
+    from .options import describe
+
+    _out(describe(args.bundle, [args.config] if args.config else None))
+    return EXIT_OK
+
+
 #: subcommand declarations, in help order; each adds a parser whose ``func`` runs it
-SUBCOMMANDS: list[Callable] = [add_prepare, add_verify, add_synth, add_report, add_reproduce]
+SUBCOMMANDS: list[Callable] = [add_prepare, add_verify, add_synth, add_report, add_reproduce, add_options]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -52,7 +52,7 @@ def run_arguments() -> set[str]:
     from monai.bundle import ConfigWorkflow
     from monai.bundle.scripts import create_workflow, run
 
-    names = {"workflow_name", "workflow_type", "properties_path"}
+    names = {"workflow_name", "workflow_type", "properties_path", "help"}  # --help: check_overrides lists the keys
     for fn in (run, create_workflow, ConfigWorkflow.__init__):
         for p in inspect.signature(fn).parameters.values():
             if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name != "self":
@@ -335,6 +335,19 @@ def _load_structured(path: str) -> dict:
     return dict(ConfigParser.load_config_file(path))
 
 
+def _options_hint(paths: Sequence[str]) -> str:
+    """The command listing the options of the config files ``paths``: ``monai-attn options BUNDLE CONFIG``
+    (or ``--help`` on the same command line when the files are not in a bundle's configs/ folder)."""
+    last = Path(paths[-1])
+    names = tuple(Path(p).name for p in paths)
+    from monai_attn.options import CONFIG_SETS
+
+    config = next((n for n, files in CONFIG_SETS.items() if files == names), None)
+    if last.parent.name == "configs" and config:
+        return f"monai-attn options {last.parent.parent} {config}"
+    return "add --help to this command line"
+
+
 def check_overrides(argv: Sequence[str] | None = None) -> list[str]:
     """Stop a ``python -m monai.bundle run`` whose command line overrides a key that the configs do not
     have (a misspelling such as ``--flod 1``), before anything runs.
@@ -342,7 +355,8 @@ def check_overrides(argv: Sequence[str] | None = None) -> list[str]:
     Reads ``sys.argv`` (or ``argv``); does nothing unless it is a ``monai.bundle run`` command line
     (so it is harmless when a config is parsed from Python). On unknown keys, logs them and raises
     ``SystemExit`` with a message naming the config files, each unknown key and the closest
-    existing key: ``python -m monai.bundle run`` exits with status 1.
+    existing key: ``python -m monai.bundle run`` exits with status 1. With ``--help`` it prints every
+    top-level key of the configs with its default and meaning (:mod:`monai_attn.options`) and exits 0.
 
     Returns the (empty) list of problems otherwise.
     """
@@ -369,13 +383,20 @@ def check_overrides(argv: Sequence[str] | None = None) -> list[str]:
         return []
     paths = [config_file] if isinstance(config_file, str) else [str(f) for f in config_file]
     files, names = ", ".join(paths), ", ".join(os.path.basename(f) for f in paths)
+    if "help" in overrides or "h" in overrides:  # `--help`: the options of these configs, then stop
+        from monai_attn.options import format_options, option_rows
+
+        sys.stdout.write(format_options(option_rows(config, paths[-1]), f"{names}: every option (--<key> <value>), "
+                                        "its default and its meaning:") + "\n")
+        raise SystemExit(0)
     problems = unknown_overrides(config, list(overrides), run_arguments())
     if problems:
         keys = ", ".join(m.split(":", 1)[0] for m in problems)
         text = (f"{names}: unknown override(s) on the command line, nothing was run (a misspelt key would "
                 f"otherwise be added silently):\n" + "\n".join(f"  {m}" for m in problems)
                 + f"\n(config files: {files})\nerror: {keys}: no such key in {names}; fix the spelling (nested "
-                f"keys are written --parent#key; a new key goes in a config file)")
+                f"keys are written --parent#key; a new key goes in a config file; every key, its default and "
+                f"meaning: {_options_hint(paths)})")
         logger.error("%s", text.rsplit("\n", 1)[0])
         raise SystemExit(text)
     wrong = override_type_problems(config, overrides)
