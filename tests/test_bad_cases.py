@@ -105,3 +105,43 @@ def test_two_case_folders_of_one_name_in_a_datalist_are_refused(tmp_path):
                                              {"image": [str(b / f"case_{m}.nii.gz") for m in MODS]}]}))
     with pytest.raises(BadInputError, match="its prediction would have the name of"):
         inference_items("brats2018", datalist=str(datalist))
+
+
+def _scoring_evaluator(items, out_dir):
+    import torch
+    from monai.data import Dataset
+    from monai.engines import SupervisedEvaluator
+    from monai.handlers import MeanDice, from_engine
+
+    from monai_attn.metrics import SegmentationReportHandler
+    from monai_attn.workflows import KeepGoingDataLoader
+
+    def load(d):
+        if d["id"].startswith("bad"):
+            raise BadInputError(d["image"], "cannot read the image data (truncated)")
+        return {"image": torch.ones(1, 4, 4), "label": torch.ones(1, 4, 4), "id": d["id"]}
+
+    loader = KeepGoingDataLoader(Dataset(items, load), batch_size=1)
+    metric = from_engine(["pred", "label"])
+    return SupervisedEvaluator(
+        device="cpu", val_data_loader=loader, network=torch.nn.Identity(),
+        key_val_metric={"mean_dice": MeanDice(include_background=True, output_transform=metric)},
+        additional_metrics={"report": SegmentationReportHandler(include_background=True, output_dir=str(out_dir),
+                                                                output_transform=metric)})
+
+
+@pytest.mark.parametrize("ids", [("bad_a", "bad_b"), ("good", "bad_b")])
+def test_an_evaluation_lists_its_failures_in_the_metrics_json_even_when_every_case_fails(tmp_path, caplog, ids):
+    import json
+
+    from monai_attn.workflows import run_keep_going
+
+    items = [{"id": i, "image": f"/in/{i}.png"} for i in ids]
+    with caplog.at_level("ERROR"), pytest.raises(SystemExit, match="case\\(s\\) failed and were skipped"):
+        run_keep_going(_scoring_evaluator(items, tmp_path))
+    doc = json.loads((tmp_path / "metrics.json").read_text())
+    bad = [i for i in ids if i.startswith("bad")]
+    assert doc["failures"] == [{"case": i, "file": f"/in/{i}.png", "problem": "cannot read the image data (truncated)"}
+                               for i in bad]
+    assert len(doc["rows"]) == len(ids) - len(bad)
+    assert not any(r.exc_info for r in caplog.records), "no traceback when every case fails"

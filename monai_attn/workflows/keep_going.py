@@ -12,7 +12,8 @@ from monai.data import list_data_collate
 
 from .inputs import IMAGE_SUFFIXES, VOLUME_SUFFIXES, strip_suffix
 
-__all__ = ["CaseFailure", "CaseFailures", "describe_failure", "SkipFailedCases", "KeepGoingDataLoader", "run_keep_going"]
+__all__ = ["CaseFailure", "CaseFailures", "describe_failure", "SkipFailedCases", "KeepGoingDataLoader", "run_keep_going",
+           "record_failures"]
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +170,44 @@ class KeepGoingDataLoader(MonaiDataLoader):
                 yield batch.data
 
 
+def _report_handlers(engine) -> list:
+    """The :class:`~monai_attn.metrics.SegmentationReportHandler` s attached to ``engine`` that write files."""
+    from monai_attn.metrics.handlers import SegmentationReportHandler
+
+    found = []
+    for handlers in getattr(engine, "_event_handlers", {}).values():
+        for handler, *_ in handlers:
+            owner = getattr(handler, "__self__", None)
+            if isinstance(owner, SegmentationReportHandler) and owner.output_dir is not None and owner not in found:
+                found.append(owner)
+    return found
+
+
+def record_failures(engine, failures: CaseFailures) -> list[Path]:
+    """Add the failed cases (``case``, ``file``, ``problem``) to the metrics JSON of every report handler of
+    ``engine`` under ``"failures"``; when every case failed (no JSON was written), write one with no rows,
+    so a run never ends without its metrics file. Returns the files written."""
+    import json
+
+    from monai_attn.atomic import write_text_atomic
+
+    written = []
+    listed = [{"case": f.case, "file": f.file, "problem": f.message} for f in failures]
+    for handler in _report_handlers(engine):
+        path = Path(handler.output_dir) / f"{handler.filename}.json"
+        doc = {"rows": [], "summary": {}}
+        if path.is_file():
+            try:
+                doc = json.loads(path.read_text())
+            except ValueError:
+                logger.warning("%s: unreadable, written again with the failures only", path)
+        else:
+            doc["note"] = "every case failed: nothing was scored"
+        doc["failures"] = listed
+        written.append(write_text_atomic(json.dumps(doc, indent=2) + "\n", path))
+    return written
+
+
 def run_keep_going(engine, failures: CaseFailures | None = None) -> None:
     """Run ``engine`` (an evaluator over a :class:`KeepGoingDataLoader`), then list every failed
     case (logged once) and end with ``SystemExit`` (exit status 1, message ``error: N case(s) failed ...``)
@@ -176,9 +215,27 @@ def run_keep_going(engine, failures: CaseFailures | None = None) -> None:
 
     This is the ``run`` step of the bundles' ``inference.json`` / ``evaluate.json``: the good
     cases are all processed and written, and ``python -m monai.bundle run`` exits non-zero with
-    the list of failures at the end of its output.
+    the list of failures at the end of its output. The failures are also listed in the metrics JSON
+    of evaluation (:func:`record_failures`); when every case fails, the run stops before computing
+    metrics over nothing and still writes that JSON.
     """
+    from ignite.engine import Events
+
     failures = failures if failures is not None else getattr(engine.data_loader, "failures", CaseFailures())
+
+    def nothing_loaded(e) -> None:
+        if e.state.iteration == 0 and len(failures):
+            # every case failed: end the run before the metrics are computed over nothing (MONAI's would raise,
+            # each handler logging a traceback); ignite has no public way to stop the other handlers of an event
+            from ignite.engine.engine import _EngineTerminateException
+
+            logger.error("every case failed: nothing to process or score")
+            e.terminate(skip_completed=True)
+            raise _EngineTerminateException()
+
+    engine.add_event_handler(Events.EPOCH_COMPLETED, nothing_loaded)
+    handlers = engine._event_handlers[Events.EPOCH_COMPLETED]
+    handlers.insert(0, handlers.pop())  # before the metrics' handlers
     try:
         engine.run()
     except Exception as e:
@@ -191,7 +248,10 @@ def run_keep_going(engine, failures: CaseFailures | None = None) -> None:
             logger.error("the run stopped: %s", error_line(user).removeprefix("error: "))
         else:
             logger.exception("the run stopped")
+    finally:
+        engine.remove_event_handler(nothing_loaded, Events.EPOCH_COMPLETED)
     if len(failures):
+        record_failures(engine, failures)
         logger.error("%s", failures.format())  # the list, once
         raise SystemExit(f"error: {len(failures)} case(s) failed and were skipped (listed above); fix or remove "
                          f"those files, the other cases were processed")

@@ -24,7 +24,7 @@ def check_output_dir(output_dir: str, inputs: Sequence[dict] | None = None) -> s
     for it in inputs or []:
         images = it["image"] if isinstance(it["image"], (list, tuple)) else [it["image"]]
         for img in images:
-            folder = Path(img).resolve().parent
+            folder = Path(os.path.realpath(Path(img).parent))  # realpath: a symlink loop fails its case later, not here
             if folder.is_relative_to(out):  # the input's folder or one of its ancestors
                 raise BadInputError(out, f"output folder contains the input {img}", "choose a separate --output_dir")
     try:
