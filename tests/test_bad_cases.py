@@ -145,3 +145,28 @@ def test_an_evaluation_lists_its_failures_in_the_metrics_json_even_when_every_ca
                                for i in bad]
     assert len(doc["rows"]) == len(ids) - len(bad)
     assert not any(r.exc_info for r in caplog.records), "no traceback when every case fails"
+
+
+def test_the_one_file_whose_shape_differs_is_named_even_when_it_comes_first(tmp_path):
+    """ISLES: when the first map (CBF) is the odd one, the loader and verify name it, not the four good files."""
+    from monai_attn.data.checks import check_volume_group
+    from monai_attn.transforms import LoadVolumed
+
+    maps = ("CBF", "MTT", "CBV", "Tmax")
+    paths = {}
+    for i, m in enumerate(maps):
+        shape = (12, 10, 7) if m == "CBF" else (12, 10, 6)
+        paths[m] = tmp_path / f"case_{m}.nii"
+        nib.save(nib.Nifti1Image(np.random.default_rng(i).random(shape).astype(np.float32) + 0.1, np.eye(4)),
+                 paths[m])
+    paths["label"] = tmp_path / "case_OT.nii"
+    nib.save(nib.Nifti1Image(np.zeros((12, 10, 6), np.uint8), np.eye(4)), paths["label"])
+    with pytest.raises(BadInputError) as info:
+        LoadVolumed(["image", "label"], modalities=4)({"image": [str(paths[m]) for m in maps],
+                                                      "label": str(paths["label"])})
+    assert info.value.path == str(paths["CBF"])
+    assert info.value.problem.startswith("shape (12, 10, 7) differs from case_MTT.nii's (12, 10, 6)")
+    found = check_volume_group({"CBF": paths["CBF"], "MTT": paths["MTT"], "CBV": paths["CBV"],
+                                "Tmax": paths["Tmax"], "label": paths["label"]}, label_role="label")
+    assert [(p, m) for p, m in found] == [(paths["CBF"], "shape (12, 10, 7) differs from MTT (case_MTT.nii)'s "
+                                                         "(12, 10, 6)")]

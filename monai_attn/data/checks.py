@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -26,6 +26,7 @@ __all__ = [
     "raw_nifti_pixdim",
     "check_volume_group",
     "lps_geometry",
+    "majority_geometry",
 ]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -242,7 +243,7 @@ def check_volume_group(
     geometry as the first readable one, finite and not all-zero intensities, and label values
     within ``label_values``."""
     problems: list[tuple[Path, str]] = []
-    ref: tuple[str, Geometry] | None = None
+    geoms: list[tuple[str, Path, Geometry]] = []
     mixed = len({is_nifti(p) for p in files.values()}) > 1
     for role, path in files.items():
         try:
@@ -257,10 +258,7 @@ def check_volume_group(
             continue
         if mixed:  # NIfTI and NRRD/MHA/DICOM series files in one case: compare them in one world
             geom = lps_geometry(geom, is_nifti(path))
-        if ref is None:
-            ref = (f"{role} ({Path(path).name})", geom)
-        else:
-            problems += [(path, m) for m in geometry_mismatches(ref[1], geom, ref[0])]
+        geoms.append((role, path, geom))
         msg = finite_problem(arr)
         zero = None if msg or role == label_role else zero_problem(arr)
         if msg or zero:
@@ -269,4 +267,21 @@ def check_volume_group(
             msg = value_problem(arr, label_values)
             if msg:
                 problems.append((path, msg))
+    if geoms:
+        # compare with the shape most files share, so the one odd file is named, not the good ones
+        ref_role, ref_path, ref_geom = majority_geometry([(p, g) for _, p, g in geoms], [r for r, _, _ in geoms])
+        for _role, path, geom in geoms:
+            if path != ref_path:
+                problems += [(path, m) for m in geometry_mismatches(ref_geom, geom, f"{ref_role} ({Path(ref_path).name})")]
     return problems
+
+
+def majority_geometry(found: Sequence[tuple[Any, Geometry]], names: Sequence[str] | None = None):
+    """``(name, path, geometry)`` of the first file whose shape the most files share (``found``: ``(path,
+    geometry)`` pairs in order; ``names`` default to the paths), the reference the others are compared with."""
+    from collections import Counter
+
+    counts = Counter(g.shape for _, g in found)
+    best = max(counts.values())
+    i = next(i for i, (_, g) in enumerate(found) if counts[g.shape] == best)
+    return (names[i] if names is not None else str(found[i][0])), found[i][0], found[i][1]

@@ -180,12 +180,13 @@ class LoadVolumed(_CheckedLoadImaged):
         from monai_attn.data.checks import (
             geometry_mismatches,
             is_nifti,
+            majority_geometry,
             read_volume,
             shape_problem,
             spacing_problem,
         )
 
-        ref = None
+        grid: list = []  # (file, geometry, is NIfTI) of every file of the item
         for key, files in paths.items():
             if not files:
                 raise BadInputError(f"<{key}>", "empty list of files")
@@ -207,17 +208,22 @@ class LoadVolumed(_CheckedLoadImaged):
                 msg = shape_problem(geom.shape, 3) or spacing_problem(f, geom)
                 if msg:
                     raise BadInputError(f, msg)
-                nifti = is_nifti(f)
-                if ref is None:
-                    ref = (f, geom, nifti)
+                grid.append((f, geom, is_nifti(f)))
+        if len(grid) > 1:
+            # compare with the shape most files share, so the one odd file is named, not the good ones
+            _, ref_file, ref_geom = majority_geometry([(f, g) for f, g, _ in grid])
+            ref_nifti = next(n for f, _, n in grid if f == ref_file)
+            for f, geom, nifti in grid:
+                if f == ref_file:
                     continue
-                if nifti == ref[2]:
-                    found = geometry_mismatches(ref[1], geom, Path(ref[0]).name)
+                if nifti == ref_nifti:
+                    found = geometry_mismatches(ref_geom, geom, Path(ref_file).name)
                 else:  # NIfTI (RAS) and ITK (LPS) world coordinates are not comparable as read
-                    found = [] if ref[1].shape == geom.shape else [
-                        f"shape {geom.shape} differs from {Path(ref[0]).name}'s {ref[1].shape}"]
+                    found = [] if ref_geom.shape == geom.shape else [
+                        f"shape {geom.shape} differs from {Path(ref_file).name}'s {ref_geom.shape}"]
                 if found:
-                    raise BadInputError(f, "; ".join(found) + " (all files of a case must share one voxel grid)")
+                    raise BadInputError(f, "; ".join(found) + " (all files of a case must share one voxel grid)",
+                                        "co-register and resample the modalities onto one grid")
 
     def _check_content(self, key: Hashable, image, files: list[str]) -> None:
         from monai_attn.data.checks import finite_problem, value_problem, zero_problem
