@@ -170,3 +170,39 @@ def test_the_one_file_whose_shape_differs_is_named_even_when_it_comes_first(tmp_
                                 "Tmax": paths["Tmax"], "label": paths["label"]}, label_role="label")
     assert [(p, m) for p, m in found] == [(paths["CBF"], "shape (12, 10, 7) differs from MTT (case_MTT.nii)'s "
                                                          "(12, 10, 6)")]
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+@pytest.mark.parametrize("how", ["torch.save", "pickle.dump"])
+@pytest.mark.parametrize("where", ["load_network_weights", "resume"])
+def test_the_pickle_refusal_names_the_global_and_never_advises_weights_only_false(tmp_path, monkeypatch, how, where):
+    import pickle
+
+    import torch
+    from ignite.engine import Engine
+
+    from monai_attn.workflows import attach_training_state, load_network_weights
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "checkpoint_checkpoint_epoch=2.pt"
+    if how == "torch.save":
+        torch.save({"model": _Payload()}, path)
+    else:
+        with open(path, "wb") as f:
+            pickle.dump({"model": _Payload()}, f)
+    with pytest.raises(BadInputError) as info:
+        if where == "resume":
+            attach_training_state(Engine(lambda e, b: None), str(tmp_path), {"model": torch.nn.Linear(1, 1)},
+                                  resume=True)
+        else:
+            load_network_weights(torch.nn.Linear(1, 1), str(path))
+    text = str(info.value)
+    assert info.value.path == str(path)
+    assert f"other than weights ({os.system.__module__}.system)" in text  # posix.system: the refused global
+    assert "weights_only=False" not in text and "weights_only` set to `False`" not in text
+    assert info.value.__cause__ is None and info.value.__suppress_context__  # torch's advice is not chained
+    assert not (tmp_path / "PWNED").exists()

@@ -180,9 +180,10 @@ def _loadable_checkpoint(ckpt_dir: str, prefix: str) -> tuple[str, set[str]] | N
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001
             if "weights_only" in str(e) or "Weights only load failed" in str(e):
-                raise BadInputError(path, "refused: the checkpoint holds objects other than weights (loading it "
-                                          "could run code); weights_only=True loading failed",
-                                    "delete it if you did not write it yourself") from e
+                from .weights import load_failure
+
+                # names the refused globals; torch's advice to retry with weights_only=False is not passed on
+                raise load_failure(path, e) from None
             logger.warning("%s: cannot load this checkpoint (%s: %s); trying an older one", path, type(e).__name__,
                            str(e)[:200])
             continue
