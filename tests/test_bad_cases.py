@@ -206,3 +206,84 @@ def test_the_pickle_refusal_names_the_global_and_never_advises_weights_only_fals
     assert "weights_only=False" not in text and "weights_only` set to `False`" not in text
     assert info.value.__cause__ is None and info.value.__suppress_context__  # torch's advice is not chained
     assert not (tmp_path / "PWNED").exists()
+
+
+def _evaluated_run(run_dir, overlay_name="case_0"):
+    import torch
+
+    from monai_attn.metrics import SegmentationReport
+    from monai_attn.visualize import save_overlay
+
+    report = SegmentationReport()
+    truth = torch.zeros(1, 1, 16, 16)
+    truth[..., 4:10, 4:10] = 1
+    report(truth, truth, case_ids=["case_0"])
+    (run_dir / "eval").mkdir(parents=True)
+    report.to_json(run_dir / "eval" / "metrics.json")
+    mask = np.zeros((16, 16), bool)
+    mask[4:10, 4:10] = True
+    save_overlay(run_dir / "eval" / "overlays" / f"{overlay_name}.png", np.random.default_rng(0).random((16, 16)),
+                 mask, mask, title=overlay_name)
+    return run_dir
+
+
+def test_report_links_with_spaces_render(tmp_path):
+    """CommonMark takes a link destination with spaces only inside <...> (GitHub shows a bare one as text)."""
+    import re
+
+    from monai_attn.reporting import write_run_report
+
+    run = _evaluated_run(tmp_path / "my run", overlay_name="case 0")
+    text = write_run_report(run).read_text()
+    targets = re.findall(r"!\[[^\]]*\]\(([^)]*)\)", text)
+    assert "<eval/overlays/case 0.png>" in targets
+    for t in targets:  # every destination is valid CommonMark: <...> or without spaces
+        assert re.fullmatch(r"<[^<>\n]*>|\S+", t), t
+
+
+def test_report_names_a_corrupt_metrics_json(tmp_path, capsys):
+    from monai_attn.cli import main
+
+    run = _evaluated_run(tmp_path / "run")
+    (run / "eval" / "metrics.json").write_text('{"rows": [')  # an interrupted copy
+    assert main(["report", str(run)]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"error: {run / 'eval' / 'metrics.json'}: not a readable metrics JSON (JSONDecodeError")
+    assert last.endswith("; run evaluate.json again to write it")
+
+
+def test_verify_fails_on_an_empty_hgg_folder(tmp_path, capsys):
+    from monai_attn.cli import main
+
+    (tmp_path / "MICCAI_BraTS_2018_Data_Training" / "HGG").mkdir(parents=True)
+    assert main(["verify", "brats2018", "--root", str(tmp_path)]) == 1  # was "OK"
+    out = capsys.readouterr().out
+    assert "no brats2018 cases found" in out and "FAILED: 1 errors" in out
+
+
+def test_a_fold_the_datalist_lacks_is_named(tmp_path):
+    import json
+
+    from monai_attn.workflows import datalist_items
+
+    items = []
+    for i in range(4):
+        case = _case(tmp_path, f"c{i}")
+        items.append({"id": f"c{i}", "fold": i % 2, "image": [str(case / f"c{i}_{m}.nii.gz") for m in MODS],
+                      "label": str(case / f"c{i}_flair.nii.gz")})
+    datalist = tmp_path / "d.json"
+    datalist.write_text(json.dumps({"training": items}))
+    with pytest.raises(BadInputError) as info:
+        datalist_items(str(datalist), "training", fold=7)
+    assert info.value.path == "--fold"
+    assert info.value.problem == f"fold 7 not in the datalist's folds [0, 1] ({datalist})"
+
+
+def test_an_unreadable_datalist_is_named(tmp_path):
+    from monai_attn.workflows import datalist_items
+
+    datalist = tmp_path / "d.json"
+    datalist.write_text('{"training": [')
+    with pytest.raises(BadInputError) as info:
+        datalist_items(str(datalist), "training")
+    assert info.value.path == str(datalist) and info.value.problem.startswith("not a readable JSON datalist")
