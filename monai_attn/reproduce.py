@@ -104,8 +104,8 @@ BUNDLES_DIR = Path(__file__).resolve().parents[1] / "bundles"
 
 #: keys the runner sets itself on the bundle command line (``--override`` may not set them)
 RESERVED_KEYS = frozenset({"bundle_root", "dataset_dir", "datalist", "fold", "seed", "network_name", "network_def",
-                           "num_epochs", "resume", "eval_split", "ckpt_path", "device", "config_file", "meta_file",
-                           "logging_file"})
+                           "num_epochs", "resume", "overwrite", "eval_split", "ckpt_path", "device", "config_file",
+                           "meta_file", "logging_file"})
 
 #: PATM datasets: the standard per-case metrics (eval/metrics.json), then the same quantities under the official
 #: PATM code's per-slice rules (eval/patm_metrics.json, monai_attn.metrics.patm_scores), which the paper's tables use
