@@ -105,7 +105,7 @@ def otsu_baseline(datalist: Path, out: Path) -> Path:
     from monai_attn.metrics import SegmentationReport
 
     root = datalist.parent
-    report = SegmentationReport()
+    report = SegmentationReport(class_names=["nucleus"], units="pixels")  # as focusnetpp_dsb2018's evaluate.json
     for item in json.loads(datalist.read_text())["test"]:
         grey = np.asarray(Image.open(root / item["image"]).convert("L"), dtype=np.float32)
         truth = np.zeros(grey.shape, bool)

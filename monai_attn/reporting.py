@@ -17,7 +17,7 @@ from pathlib import Path
 from .metrics import read_lesions_csv, read_report_json
 from .visualize import plot_curves, read_scalars
 
-__all__ = ["metrics_table", "run_section", "write_run_report", "build_report", "dsb_verdict", "render_screenshot",
+__all__ = ["metrics_table", "hd95_label", "run_section", "write_run_report", "build_report", "dsb_verdict", "render_screenshot",
            "attention_panels", "uncertainty_line", "lesion_lines"]
 
 logger = logging.getLogger(__name__)
@@ -26,9 +26,29 @@ _LABELS = {"dice": "Dice", "iou": "IoU", "precision": "precision", "recall": "re
            "fnr": "FN rate", "hd95": "HD95 (mm)"}
 
 
-def metrics_table(summaries: dict[str, dict], metrics=tuple(_LABELS)) -> str:
-    """A markdown table, one row per named summary (``{metric: {"mean", "std", "n"}}``), mean ± std."""
-    lines = ["| | cases | " + " | ".join(_LABELS[m] for m in metrics) + " |",
+#: how the unit recorded in a metrics JSON (``settings.hd95_units``) is shown in a column header
+_UNITS = {"mm": "mm", "pixels": "pixels", "pixel": "pixels", "px": "pixels", "voxels": "voxels"}
+
+
+def hd95_label(units: str | None) -> str:
+    """The HD95 column header for the unit a metrics JSON records: ``HD95 (mm)``, ``HD95 (pixels)``, or
+    ``HD95`` when the unit is not one of these (e.g. the generic "physical units of the spacing")."""
+    unit = _UNITS.get(str(units).strip().lower()) if units else None
+    return f"HD95 ({unit})" if unit else "HD95"
+
+
+def _report_units(metrics_json: Path) -> str | None:
+    try:
+        return read_report_json(metrics_json).get("settings", {}).get("hd95_units")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def metrics_table(summaries: dict[str, dict], metrics=tuple(_LABELS), units: str | None = "mm") -> str:
+    """A markdown table, one row per named summary (``{metric: {"mean", "std", "n"}}``), mean ± std;
+    ``units`` names the unit of HD95 in its header (see :func:`hd95_label`)."""
+    labels = {**_LABELS, "hd95": hd95_label(units)}
+    lines = ["| | cases | " + " | ".join(labels[m] for m in metrics) + " |",
              "|---|---|" + "---|" * len(metrics)]
     for name, summary in summaries.items():
         n = max((int(summary[m].get("n", 0)) for m in metrics if m in summary), default=0)
@@ -63,7 +83,7 @@ def run_section(run_dir: str | Path, title: str, rel_to: str | Path, extra_rows:
     metrics_json = run_dir / "eval" / "metrics.json"
     if metrics_json.is_file():
         rows = {"model": _class_summary(metrics_json), **(extra_rows or {})}
-        parts += [metrics_table(rows), ""]
+        parts += [metrics_table(rows, units=_report_units(metrics_json)), ""]
     else:
         parts += [f"_No `{metrics_json.relative_to(run_dir)}`: run `evaluate.json` first._", ""]
     curves = plot_curves(read_scalars(run_dir / "eval"), run_dir / "curves.png", title=title)
@@ -232,8 +252,10 @@ def report_sections(folder: str | Path) -> list[tuple[Path, str, dict]]:
     return sections
 
 
-def _table_cells(summaries: dict[str, dict], metrics=tuple(_LABELS)) -> tuple[list[str], list[list[str]]]:
-    header = ["", "cases", *[_LABELS[m] for m in metrics]]
+def _table_cells(summaries: dict[str, dict], metrics=tuple(_LABELS),
+                 units: str | None = "mm") -> tuple[list[str], list[list[str]]]:
+    labels = {**_LABELS, "hd95": hd95_label(units)}
+    header = ["", "cases", *[labels[m] for m in metrics]]
     rows = []
     for name, summary in summaries.items():
         n = max((int(summary[m].get("n", 0)) for m in metrics if m in summary), default=0)
@@ -266,7 +288,8 @@ def render_screenshot(folder: str | Path, path: str | Path, max_overlays: int = 
     panels = []  # (title, table or None, curves image or None, [overlay images], [attention panels])
     for run_dir, title, extra in sections:
         metrics_json = run_dir / "eval" / "metrics.json"
-        table = _table_cells({"model": _class_summary(metrics_json), **extra}) if metrics_json.is_file() else None
+        table = _table_cells({"model": _class_summary(metrics_json), **extra},
+                             units=_report_units(metrics_json)) if metrics_json.is_file() else None
         curves = plot_curves(read_scalars(run_dir / "eval"), run_dir / "curves.png", title=title)
         overlays = sorted((run_dir / "eval" / "overlays").glob("*.png"))[:max_overlays]
         attention = attention_panels(run_dir)[:max_overlays]

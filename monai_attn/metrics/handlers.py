@@ -204,8 +204,9 @@ class SegmentationReportHandler(_SpacingMixin, IgniteMetricHandler):
     Its value (``engine.state.metrics[name]``) is the mean of ``key_metric``; the means of all
     metrics are also stored as ``engine.state.metrics[f"{name}_{metric}"]``, and when
     ``output_dir`` is given the per-case table and the summary are written after every run as
-    ``{output_dir}/{filename}.csv`` and ``.json`` (by rank 0). Case ids come from the labels'
-    ``filename_or_obj`` metadata when present.
+    ``{output_dir}/{filename}.csv`` and ``.json`` (by rank 0). Case ids come from the batch's
+    ``id_key`` entries (the datalist's ``"id"``) when present, else from the labels'
+    ``filename_or_obj`` metadata (a DSB label's is its first nucleus mask: name the cases by ``id``).
 
     Args:
         output_dir: folder for the CSV/JSON files; ``None`` (default) writes nothing.
@@ -220,6 +221,9 @@ class SegmentationReportHandler(_SpacingMixin, IgniteMetricHandler):
             arguments (e.g. ``{"brats": "BraTS-GLI"}``). The summed lesion counts are stored as
             ``engine.state.metrics[f"{name}_lesion_recall"]`` etc. Defaults to ``False``.
         convention: of the ``hd95`` column (:func:`hausdorff_distance`). Defaults to ``"monai"``.
+        units: the unit of ``hd95`` recorded in the JSON (``"mm"``, ``"pixels"``); see
+            :class:`~monai_attn.metrics.SegmentationReport`. Defaults to ``None``.
+        id_key: key of the case id in ``engine.state.batch``. Defaults to ``"id"``.
     """
 
     def __init__(
@@ -237,6 +241,8 @@ class SegmentationReportHandler(_SpacingMixin, IgniteMetricHandler):
         save_details: bool = True,
         lesions: bool | dict = False,
         convention: str = "monai",
+        units: str | None = None,
+        id_key: str | None = "id",
     ) -> None:
         metric_fn = SegmentationReport(
             include_background=include_background,
@@ -245,7 +251,9 @@ class SegmentationReportHandler(_SpacingMixin, IgniteMetricHandler):
             class_names=class_names,
             key_metric=key_metric,
             convention=convention,
+            units=units,
         )
+        self.id_key = id_key
         self.spacing = spacing
         self.meta_key = meta_key
         self.output_dir = Path(output_dir) if output_dir is not None else None
@@ -267,9 +275,37 @@ class SegmentationReportHandler(_SpacingMixin, IgniteMetricHandler):
             raise ValueError(f"output must have length 2 (y_pred, y), got {len(output)}.")
         y_pred, y = output
         spacing = self._spacing(y_pred, y)
-        self.metric_fn(y_pred, y, spacing=spacing)
+        ids = self._case_ids(len(y_pred) if isinstance(y_pred, (list, tuple)) else int(y_pred.shape[0]))
+        self.metric_fn(y_pred, y, spacing=spacing, **({"case_ids": ids} if ids else {}))
         if self.lesion_options is not None:
             self._lesions(y_pred, y, spacing)
+
+    def _case_ids(self, n: int) -> list[str] | None:
+        """The ``id_key`` entries of the engine's current batch (a decollated list of dicts or a collated
+        dict) for the next ``n`` images: ignite updates a metric once per item of a decollated batch, so
+        the items of one iteration are taken in order. ``None`` when the batch has no such ids."""
+        state = getattr(self._engine, "state", None)
+        batch = getattr(state, "batch", None)
+        if self.id_key is None or batch is None:
+            return None
+        if isinstance(batch, (list, tuple)):
+            ids = [b.get(self.id_key) if isinstance(b, dict) else None for b in batch]
+        elif isinstance(batch, dict):
+            ids = batch.get(self.id_key)
+            ids = [ids] if isinstance(ids, str) else ids
+        else:
+            return None
+        if not isinstance(ids, (list, tuple)) or any(i is None for i in ids):
+            return None
+        iteration = getattr(state, "iteration", None)
+        if iteration != getattr(self, "_ids_iteration", None):
+            self._ids_iteration, self._ids_used = iteration, 0
+        start = self._ids_used if len(ids) > n else 0
+        taken = list(ids[start : start + n])
+        if len(taken) != n:
+            return None
+        self._ids_used = start + n
+        return [str(i) for i in taken]
 
     def _lesions(self, y_pred: Any, y: Any, spacing: Any) -> None:
         report: SegmentationReport = self.metric_fn

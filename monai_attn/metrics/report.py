@@ -120,6 +120,8 @@ class SegmentationReport(ListAsBatchMixin, CumulativeIterationMetric):
         key_metric: the metric whose mean ``aggregate()`` returns. Defaults to ``"dice"``.
         convention: how ``hd95`` pools the surface distances: ``"monai"`` (default),
             ``"pooled"`` (medpy) or ``"surface"`` (DeepMind); see :func:`hausdorff_distance`.
+        units: the unit of ``hd95`` written in the JSON's settings (``"mm"``, or ``"pixels"`` for 2D
+            images without a physical spacing); ``None`` (default): "physical units of the spacing".
 
     Masks must be binary (bool or 0/1): 0/255 masks, probabilities, label maps, NaN or Inf raise
     ``ValueError`` (MONAI would read them as ``== 1`` and could report a perfect score).
@@ -137,6 +139,7 @@ class SegmentationReport(ListAsBatchMixin, CumulativeIterationMetric):
         class_names: Sequence[str] | None = None,
         key_metric: str = "dice",
         convention: str = "monai",
+        units: str | None = None,
     ) -> None:
         if convention not in CONVENTIONS:
             raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}.")
@@ -153,6 +156,7 @@ class SegmentationReport(ListAsBatchMixin, CumulativeIterationMetric):
         self.spacing = spacing
         self.class_names = list(class_names) if class_names is not None else None
         self.key_metric = key_metric
+        self.units = units
         self._n_channels: int | None = None
         self._channel_offset = 0
 
@@ -297,7 +301,7 @@ class SegmentationReport(ListAsBatchMixin, CumulativeIterationMetric):
                 "empty": self.empty,
                 "classes": self.classes(),
                 "metrics": list(REPORT_METRICS),
-                "hd95_units": "physical units of the spacing (mm for NIfTI)",
+                "hd95_units": self.units or "physical units of the spacing (mm for NIfTI)",
                 "hd95_convention": self.convention,
             },
             "conventions": _conventions(self.empty),
