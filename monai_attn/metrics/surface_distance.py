@@ -745,8 +745,8 @@ def _cpu_threads(n: int | None, device: torch.device):
 #: use the dense first pass (the grid search alone gives the same values; tests compare both)
 _DENSE_FIRST = True
 _BRUTE_PAIRS = 1 << 26  # unresolved points x other points below which the rest is brute force
-_BALL = 4096  # offsets of the dense pass (a ball of about this many voxels)
-_MAX_HALF_WIDTH = 48
+_BALL = 32768  # offsets of the dense pass (a ball of about this many voxels)
+_MAX_HALF_WIDTH = 64
 
 
 @functools.lru_cache(maxsize=64)
@@ -776,13 +776,16 @@ def _offset_ball(w: tuple, metric: str) -> tuple[torch.Tensor, torch.Tensor, tup
     return off[order], length[order], tuple(m)
 
 
-def _dense_nearest(idx_q: torch.Tensor, dst: torch.Tensor, w: tuple, metric: str, max_pairs: int):
+def _dense_nearest(
+    idx_q: torch.Tensor, dst: torch.Tensor, w: tuple, metric: str, max_pairs: int, max_chunk: int = 1 << 30
+):
     """Nearest ``dst`` point of every query point among the offsets of :func:`_offset_ball`.
 
     ``idx_q``: ``[n, 1 + D]`` rows (group, voxel index); ``dst``: bool ``[G, *S]``. Offsets are
     tried in chunks of growing size, nearest first; a point is done at the first chunk with a
     hit (the nearest hit in that chunk is its distance: every shorter offset was tried). The
-    search stops early when a chunk would cost more than ``max_pairs`` look-ups. Returns float32
+    search stops early when a chunk would cost more than ``max_pairs`` look-ups or would be
+    longer than ``max_chunk`` offsets (then all pairs are cheaper). Returns float32
     distances (``inf`` where not found) and the indices left unresolved.
     """
     dev = idx_q.device
@@ -791,6 +794,11 @@ def _dense_nearest(idx_q: torch.Tensor, dst: torch.Tensor, w: tuple, metric: str
     if n == 0:
         return d, torch.zeros(0, dtype=torch.int64, device=dev)
     off, length, m = _offset_ball(w, metric)
+    # chunks stop once longer than max_chunk, so at most ~2 * max_chunk offsets are ever used:
+    # pad only as much as those need
+    k_used = min(off.shape[0], 2 * max_chunk + 16)
+    off, length = off[:k_used], length[:k_used]
+    m = tuple(int(v) for v in off.abs().amax(0).tolist())
     off, length = off.to(dev), length.to(device=dev, dtype=torch.float32)
     g, *shape = dst.shape
     padded = torch.zeros((g, *[s + 2 * mk for s, mk in zip(shape, m)]), dtype=torch.bool, device=dev)
@@ -806,7 +814,7 @@ def _dense_nearest(idx_q: torch.Tensor, dst: torch.Tensor, w: tuple, metric: str
     s, size = 0, 1
     while s < off.shape[0] and active.numel():
         e = min(s + size, off.shape[0])
-        if s > 0 and active.numel() * (e - s) > max_pairs:
+        if s > 0 and (active.numel() * (e - s) > max_pairs or e - s > max_chunk):
             break
         base_act = base if s == 0 else base[active]
         look = (base_act[:, None] + off_flat[None, s:e]).reshape(-1)
@@ -816,7 +824,8 @@ def _dense_nearest(idx_q: torch.Tensor, dst: torch.Tensor, w: tuple, metric: str
         found = found.bool()
         d[active[found]] = length[s + first[found]]
         active = active[~found]
-        s, size = e, max(8, size * 2)
+        # chunks grow 2x while many points are left (bounded overshoot), 4x when few (fewer calls)
+        s, size = e, max(8, size * (2 if active.numel() > 8192 else 4))
     return d, active
 
 
@@ -872,7 +881,10 @@ def _nearest(
     uniform = bool((scale == scale[:1]).all())
     if _DENSE_FIRST and uniform:
         w = tuple(float(v) for v in scale[0].tolist())
-        d, left = _dense_nearest(idx_a, dst_b, w, metric, max_pairs)
+        # a look-up costs about 3x a point pair of the all-pairs pass: stop the dense pass once
+        # its chunks are longer than ~1/3 of the points of a target image
+        per_group = idx_b.shape[0] / max(1, int(torch.unique_consecutive(idx_b[:, 0]).numel()))
+        d, left = _dense_nearest(idx_a, dst_b, w, metric, max_pairs, max_chunk=max(8, int(per_group / 3)))
     else:
         d, left = (
             torch.full((idx_a.shape[0],), math.inf, dtype=torch.float32, device=idx_a.device),
@@ -917,36 +929,45 @@ def _area_table(w: tuple) -> torch.Tensor:
 
 
 class _Surfaces:
-    """Surface points of both masks (one convention), their nearest distances and weights."""
+    """Surface points of both masks (one convention), their nearest distances and weights.
+
+    Both masks are processed as one stack ``[2G, *S]`` (prediction groups first), so every step
+    runs once for both directions: a query point of group ``g`` looks into group ``(g + G) % 2G``.
+    """
 
     def __init__(self, p, t, scale, convention, metric, symmetric, cell_size, max_pairs):
         n_groups, *shape = p.shape
         dims = len(shape)
-        self.weights_a = self.weights_b = None
+        both = torch.cat([p, t])
         if convention == "surface":
-            ca, cb = _corner_codes(p, dims), _corner_codes(t, dims)
+            codes = _corner_codes(both, dims)
             full = 2 ** (2**dims) - 1
-            ea, eb = (ca != 0) & (ca != full), (cb != 0) & (cb != full)
+            edges = (codes != 0) & (codes != full)
         else:
-            ea, eb = mask_edges(p, dims), mask_edges(t, dims)
-        self.idx_a, self.idx_b = torch.nonzero(ea), torch.nonzero(eb)
-        self.g_a, self.g_b = self.idx_a[:, 0], self.idx_b[:, 0]
+            edges = mask_edges(both, dims)
+        idx = torch.nonzero(edges)
+        n_a = int(torch.searchsorted(idx[:, 0].contiguous(), n_groups)) if idx.numel() else 0
+        self.idx_a, self.idx_b = idx[:n_a], idx[n_a:]
+        self.g_a, self.g_b = self.idx_a[:, 0], self.idx_b[:, 0] - n_groups
+        self.weights_a = self.weights_b = None
+        scale2 = scale.repeat(2, 1)
         if convention == "surface":
             # areas per unique spacing (the table depends on it)
-            wa = torch.zeros(self.idx_a.shape[0], dtype=torch.float64, device=p.device)
-            wb = torch.zeros(self.idx_b.shape[0], dtype=torch.float64, device=p.device)
-            code_a = ca[ea].long()
-            code_b = cb[eb].long()
+            weights = torch.zeros(idx.shape[0], dtype=torch.float64, device=p.device)
+            code = codes[edges].long()
             rows, inv = torch.unique(scale.cpu(), dim=0, return_inverse=True)
-            inv = inv.to(p.device)
+            inv = inv.to(p.device).repeat(2)
             for k, row in enumerate(rows):
                 table = _area_table(tuple(float(v) for v in row.tolist())).to(p.device)
-                sel_a, sel_b = inv[self.g_a] == k, inv[self.g_b] == k
-                wa[sel_a] = table[code_a[sel_a]]
-                wb[sel_b] = table[code_b[sel_b]]
-            self.weights_a, self.weights_b = wa, wb
-        self.d_ab = _nearest(self.idx_a, eb, self.idx_b, scale, metric, cell_size, max_pairs)
-        self.d_ba = _nearest(self.idx_b, ea, self.idx_a, scale, metric, cell_size, max_pairs) if symmetric else None
+                sel = inv[idx[:, 0]] == k
+                weights[sel] = table[code[sel]]
+            self.weights_a, self.weights_b = weights[:n_a], weights[n_a:]
+        queries = idx if symmetric else self.idx_a
+        q = queries.clone()
+        q[:, 0] = (q[:, 0] + n_groups) % (2 * n_groups)  # look into the other mask of the same image
+        d = _nearest(q, edges, idx, scale2, metric, cell_size, max_pairs)
+        self.d_ab = d[:n_a]
+        self.d_ba = d[n_a:] if symmetric else None
         self.n_a = torch.bincount(self.g_a, minlength=n_groups)
         self.n_b = torch.bincount(self.g_b, minlength=n_groups)
 
