@@ -14,7 +14,9 @@ REQUIRED = ["missing file", "truncated", "not an image at all", "number of modal
             "2D image given to volumetric", "3D volume given to a 2D", "time axis", "NaN", "all-zero",
             "label with unexpected values", "non-binary ISIC mask", "datalist with missing keys", "empty input folder",
             "cannot be written", "checkpoint of another network", "pickled payload", "misspelt key",
-            "spacing (0 or negative)"]
+            "spacing (0 or negative)", "wrong type", "in_channels", "roi_size", "device cuda", "--fold",
+            "not readable JSON", "no checkpoint", "not 8-bit RGB", "mask of another size", "share a name",
+            "symbolic link loop", "empty `HGG/`", "corrupt `eval/metrics.json`"]
 
 
 def _rows() -> list[list[str]]:
