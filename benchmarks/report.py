@@ -223,8 +223,10 @@ NOTES = [
     "statistic changes. Training runs the reference formulation. On the CPU (float32, eager mode) every "
     "convolution of that path is one oneDNN call with its activation, sigmoid or residual sum fused as a post-op "
     "(`mkldnn::_convolution_pointwise`, the kernels `torch.compile` emits), which saves a pass over each output; "
-    "elsewhere, and in TorchScript, grouped 1×1 convolutions are one dense product with the block-diagonal matrix "
-    "(PyTorch's CPU kernels split grouped 1×1 convolutions into per-group copies).",
+    "on other devices grouped 1×1 convolutions are one dense product with the block-diagonal matrix "
+    "(PyTorch's CPU kernels split grouped 1×1 convolutions into per-group copies). Every speed path here is "
+    "eager-only (`monai_attn.networks.utils.eager_fast_paths`): TorchScript, tracing, `torch.export`, ONNX and "
+    "`torch.compile` get the reference formulation.",
     "- **FocusNet++ decoder** (`ResidualGroupAttentionBlock.forward_upsampled`, inference path): each up-block's "
     "point-wise prefix (the 1×1 convolutions that read its input, with their batch norms and activations) runs "
     "*before* the nearest ×2 upsampling, on 4× fewer pixels; nearest upsampling commutes with point-wise maps, so "
