@@ -747,6 +747,7 @@ _DENSE_FIRST = True
 _BRUTE_PAIRS = 1 << 26  # unresolved points x other points below which the rest is brute force
 _BALL = 32768  # offsets of the dense pass (a ball of about this many voxels)
 _MAX_HALF_WIDTH = 64
+_CHUNK_FRACTION = 1 / 3  # dense chunks stop when longer than this fraction of a target surface
 
 
 @functools.lru_cache(maxsize=64)
@@ -884,7 +885,7 @@ def _nearest(
         # a look-up costs about 3x a point pair of the all-pairs pass: stop the dense pass once
         # its chunks are longer than ~1/3 of the points of a target image
         per_group = idx_b.shape[0] / max(1, int(torch.unique_consecutive(idx_b[:, 0]).numel()))
-        d, left = _dense_nearest(idx_a, dst_b, w, metric, max_pairs, max_chunk=max(8, int(per_group / 3)))
+        d, left = _dense_nearest(idx_a, dst_b, w, metric, max_pairs, max_chunk=max(8, int(per_group * _CHUNK_FRACTION)))
     else:
         d, left = (
             torch.full((idx_a.shape[0],), math.inf, dtype=torch.float32, device=idx_a.device),
