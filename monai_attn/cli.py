@@ -96,6 +96,8 @@ def add_prepare(sub) -> None:
 def run_prepare(args) -> int:
     if args.folds is not None and args.dataset != "brats2018":
         raise ValueError(f"--folds applies to brats2018 only, not {args.dataset}")
+    if args.folds is not None and args.folds < 2:
+        raise ValueError(f"--folds: cross-validation needs at least 2 folds, got {args.folds}; e.g. --folds 5")
     adapter = _adapter(args)
     data, report, skipped = adapter.prepare(args.out, seed=args.seed, folds=args.folds, skip_bad=args.skip_bad,
                                             workers=args.workers, absolute_paths=args.absolute_paths)

@@ -97,6 +97,8 @@ def error_line(error: BaseException) -> str:
         return f"error: {error.path}: {error.problem}; {error.hint or DEFAULT_HINT}"
     if isinstance(error, OSError) and error.filename is not None and error.strerror:
         problem = error.strerror[0].lower() + error.strerror[1:]
+        if isinstance(error, FileExistsError) and not os.path.isdir(error.filename):
+            problem = "is a file where a folder is needed"  # mkdir(exist_ok=True) on a file
         return f"error: {error.filename}: {problem}; check the path and its permissions"
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     head, dash, hint = text.partition(" — ")

@@ -161,11 +161,13 @@ def uncertainty_line(run_dir: str | Path) -> str | None:
 def write_run_report(run_dir: str | Path, screenshot: str | Path | None = None) -> Path:
     """``monai-attn report RUN_DIR``: write ``RUN_DIR/report.md`` for one bundle run (and, with
     ``screenshot``, a PNG picture of it: :func:`render_screenshot`)."""
+    from .errors import MissingInputError
+
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"{run_dir}: run folder not found (pass a bundle run's --bundle_root)")
+        raise MissingInputError(run_dir, "run folder not found", "pass a bundle run's --bundle_root")
     if not (run_dir / "eval").is_dir():
-        raise FileNotFoundError(f"{run_dir}: no eval/ folder; train and evaluate with this --bundle_root first")
+        raise MissingInputError(run_dir, "no eval/ folder", "train and evaluate with this --bundle_root first")
     path = run_dir / "report.md"
     text = f"# Report: {run_dir.name}\n\n" + run_section(run_dir, run_dir.name, run_dir)
     path.write_text(text)

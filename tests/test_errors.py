@@ -89,3 +89,18 @@ def test_cli_prints_one_line_and_debug_shows_the_traceback(tmp_path, capsys):
     assert err[-1].startswith(f"error: {missing}") and "Traceback" not in "\n".join(err)
     with pytest.raises((FileNotFoundError, ValueError)):
         main(["verify", "isic2018", "--root", str(missing), "--debug"])
+
+
+def test_cli_names_a_file_standing_where_a_folder_is_needed_and_refuses_folds_0(tmp_path, capsys):
+    from monai_attn.cli import main
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    root = tmp_path / "isic"
+    assert main(["synth", "isic2018", "--out", str(root), "--cases", "2"]) == 0
+    assert main(["prepare", "isic2018", "--root", str(root), "--out", str(blocker / "d.json")]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == f"error: {blocker}: is a file where a folder is needed; check the path and its permissions"
+    assert main(["prepare", "brats2018", "--root", str(root), "--out", str(tmp_path / "d.json"), "--folds", "0"]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == "error: --folds: cross-validation needs at least 2 folds, got 0; e.g. --folds 5"
