@@ -1,24 +1,27 @@
-"""Exact, batched surface distances and Hausdorff distance in torch (any device).
+"""Exact, batched surface distances in torch (any device): Hausdorff distance / HD95, average
+symmetric surface distance and normalised surface Dice, in three conventions.
 
-The definition is MONAI 1.6's (``monai.metrics.compute_hausdorff_distance``):
+Surfaces and conventions (docs/metrics.md has the table of the libraries each one matches):
 
-* the *edge* of a binary mask is the mask minus its binary erosion by the cross-shaped
-  (face-connected) structuring element, with everything outside the image counting as
-  background — so foreground voxels on the image border are edge voxels;
-* the directed surface distances from ``A`` to ``B`` are, for every edge voxel of ``A``, the
-  distance (in physical units, voxel index times ``spacing``) to the nearest edge voxel of ``B``;
-* the Hausdorff distance is the maximum (or the ``percentile``, linear interpolation as
-  ``torch.quantile``/``np.percentile``) of those distances; the symmetric version is the larger of
-  the two directed values.
+* ``"monai"`` (default) and ``"pooled"``: the *edge* of a binary mask is the mask minus its
+  binary erosion by the cross-shaped (face-connected) structuring element, with everything
+  outside the image counting as background (MONAI 1.6's ``get_mask_edges``, medpy's
+  ``__surface_distances``); every edge voxel counts once. ``"monai"`` takes the larger of the
+  two directed percentiles, ``"pooled"`` one percentile of both directions together (medpy);
+* ``"surface"``: surface elements at the voxel corners, coded by their 2^D neighbourhood and
+  weighted by their area (DeepMind's ``surface_distance``; the tables are MONAI's
+  ``get_code_to_measure_table``).
 
-Distances are exact (no chamfer approximation). Instead of a dense distance transform, the
-nearest neighbours are found among the edge voxels only, with a uniform grid of cells: every
-edge voxel is compared with the other set's edge voxels in the 3^D neighbouring cells, and a
-voxel whose nearest neighbour found there is farther than the distance to the border of that
-neighbourhood is resolved exactly against all cells of the other set that a box lower bound
-cannot rule out. All work is done in chunks of at most ``max_pairs`` voxel pairs, so the memory
-stays bounded for large 3D volumes, and batches ``[B, C]`` are processed together (no Python loop
-over images).
+The directed surface distances from ``A`` to ``B`` are, for every surface point of ``A``, the
+distance (in physical units, index times ``spacing``) to the nearest surface point of ``B``;
+percentiles use linear interpolation (``torch.quantile``) or, for ``"surface"``, DeepMind's
+area-weighted rule.
+
+Distances are exact (no chamfer approximation), found in three stages for the whole ``[B, C]``
+batch and both directions at once: a dense look-up of the other surface at the offsets of a
+ball, nearest first; all pairs for the few points left; or, for many points left, a uniform
+cell grid whose neighbourhood search and coarse-to-fine pyramid resolve every point exactly.
+Memory stays bounded by ``max_pairs``.
 """
 
 from __future__ import annotations
