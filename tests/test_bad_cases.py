@@ -287,3 +287,42 @@ def test_an_unreadable_datalist_is_named(tmp_path):
     with pytest.raises(BadInputError) as info:
         datalist_items(str(datalist), "training")
     assert info.value.path == str(datalist) and info.value.problem.startswith("not a readable JSON datalist")
+
+
+def test_threads_sharing_one_volume_loader_get_every_modality(tmp_path, monkeypatch):
+    """MONAI's NibabelReader keeps the names of its last read on the instance: two threads sharing a loader
+    (VolumeSliceDataset / CacheDataset with num_workers) got a case's flair alone instead of its 4 modalities,
+    and training refused the case ("all 768 voxels are zero": a slice of the flair checked as a modality)."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import nibabel
+
+    from monai_attn.transforms import LoadVolumed
+
+    items = []
+    for i in range(6):
+        folder = _case(tmp_path, f"c{i}")
+        label = folder / "seg.nii.gz"
+        nib.save(nib.Nifti1Image(np.zeros((12, 10, 6), np.uint8), np.eye(4)), label)
+        items.append({"image": [str(folder / f"c{i}_{m}.nii.gz") for m in MODS], "label": str(label)})
+    real_load = nibabel.load
+
+    def slow_load(*args, **kwargs):  # widen the window in which another thread's read can interleave
+        time.sleep(0.01)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(nibabel, "load", slow_load)
+    load = LoadVolumed(["image", "label"], modalities=4)
+    start = threading.Barrier(3)
+
+    def run(it):
+        if any(it is first for first in items[:3]):  # the first three reads start together
+            start.wait()
+        out = load(dict(it))
+        return tuple(out["image"].shape), tuple(out["label"].shape)
+
+    with ThreadPoolExecutor(3) as pool:
+        shapes = list(pool.map(run, items * 2))
+    assert set(shapes) == {((4, 12, 10, 6), (12, 10, 6))}

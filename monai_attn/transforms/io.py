@@ -6,7 +6,9 @@ first (see docs/troubleshooting.md), never as a reader's internal error.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from pathlib import Path
 from typing import Callable, Hashable, Mapping, Sequence
 
@@ -93,6 +95,13 @@ def _read_error(paths: Mapping[Hashable, list[str]], error: BaseException,
                          f"cannot load ({type(error).__name__}: {str(error)[:300]})")
 
 
+#: MONAI's ``NibabelReader`` keeps the file names of its last ``read`` on the instance (``self.filenames``) and
+#: ``get_data`` zips the images with them: two threads sharing one loader (``CacheDataset`` /
+#: ``VolumeSliceDataset`` with ``num_workers``) then mix their calls, and a case's four modalities come back
+#: as its first file alone. Volume reads through one loader are therefore serialised.
+_VOLUME_READ_LOCK = threading.Lock()
+
+
 class _CheckedLoadImaged(LoadImaged):
     """``LoadImaged`` that checks each item's files before reading (:meth:`_check_files`) and what it read
     afterwards (:meth:`_check_content`); a failed read is re-tried file by file (:meth:`_read_file`) to name
@@ -105,14 +114,19 @@ class _CheckedLoadImaged(LoadImaged):
         self.label_values = None if label_values is None else tuple(float(v) for v in label_values)
         self.check = check
 
+    #: held around the read (see ``_VOLUME_READ_LOCK``); readers without per-call state need none
+    _read_lock = contextlib.nullcontext()
+
     def __call__(self, data, reader=None):
         d = dict(data)
         if not self.check:
-            return super().__call__(d, reader)
+            with self._read_lock:
+                return super().__call__(d, reader)
         paths = {key: _paths(d[key]) for key in self.key_iterator(d)}
         self._check_files(paths)
         try:
-            d = super().__call__(d, reader)
+            with self._read_lock:
+                d = super().__call__(d, reader)
         except Exception as e:  # noqa: BLE001 - turned into a message naming the file
             from monai_attn.errors import find_bad_input
 
@@ -155,6 +169,8 @@ class LoadVolumed(_CheckedLoadImaged):
             * after: the data could be decoded (not truncated), intensities are finite (no
               NaN/inf) and not all zero, label values are expected ones.
     """
+
+    _read_lock = _VOLUME_READ_LOCK
 
     def __init__(self, keys: KeysCollection, image_only: bool = True, dtype=np.float32,
                  modalities: int | None = None, label_keys: Sequence[str] = ("label",),
