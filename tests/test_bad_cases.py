@@ -326,3 +326,13 @@ def test_threads_sharing_one_volume_loader_get_every_modality(tmp_path, monkeypa
     with ThreadPoolExecutor(3) as pool:
         shapes = list(pool.map(run, items * 2))
     assert set(shapes) == {((4, 12, 10, 6), (12, 10, 6))}
+
+
+def test_a_datalist_that_is_a_folder_is_named_as_such(tmp_path):
+    from monai_attn.workflows import prepare_datalist
+
+    with pytest.raises(BadInputError) as info:
+        prepare_datalist("brats2018", datalist=str(tmp_path))
+    assert info.value.path == str(tmp_path) and info.value.problem == "is a folder, not a datalist JSON"
+    with pytest.raises(MissingInputError, match="datalist not found"):
+        prepare_datalist("brats2018", datalist=str(tmp_path / "nope.json"))

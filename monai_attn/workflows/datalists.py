@@ -20,6 +20,10 @@ def prepare_datalist(dataset: str, dataset_dir: str | None = None, datalist: str
 
     if datalist:
         path = Path(datalist).expanduser()
+        if path.is_dir():
+            raise BadInputError(path, "is a folder, not a datalist JSON",
+                                "set --datalist to the JSON written by `monai-attn prepare` (or --dataset_dir to the "
+                                "raw download)")
         if not path.is_file():
             raise MissingInputError(path, "datalist not found",
                                     "set --datalist to a JSON written by `monai-attn prepare` (or --dataset_dir to the raw "
