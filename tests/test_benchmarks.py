@@ -147,3 +147,23 @@ def test_run_all_records_missing_and_failing_benchmarks(tmp_path, monkeypatch):
     assert missing["status"] == "skipped" and "does not exist" in missing["note"]
     args = run_all.main.__globals__["argparse"].Namespace(out=str(out), threads=1, cuda=True, only=["networks"])
     assert [name for name, _, _ in run_all.plan(args)] == ["networks", "networks_cuda"]
+
+
+def test_hd95_benchmark_compares_every_library_in_one_run(tmp_path):
+    pytest.importorskip("medpy")
+    pytest.importorskip("surface_distance")
+    hd95 = _module("hd95")
+    out = tmp_path / "hd95.json"
+    assert hd95.main(["--cases", "mr_small", "--repeats", "1", "--threads", "1", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    (row,) = doc["results"]
+    assert doc["meta"]["libraries"] == ["deepmind", "medpy"] and "cucim" in doc["meta"]
+    assert row["shape"] == [1, 1, 256, 256, 25] and row["spacing"] == [0.78, 0.78, 6.5]
+    # each reference against our function in its convention: the same values to 1e-3 mm
+    for lib in ("", "medpy_", "deepmind_"):
+        assert row[f"{lib}max_abs_diff"] < 1e-3
+    assert row["speedup"] > 0 and row["medpy_speedup"] > 0 and row["deepmind_speedup"] > 0
+    # the stray false-positive blob: its surface elements (6.5 mm tall) weigh more than 5 % of the
+    # prediction's area, so DeepMind's HD95 is the distance to the blob (~56 mm), while it is less
+    # than 5 % of the edge voxels (MONAI ~1.6 mm) and of both surfaces pooled (medpy ~1.1 mm)
+    assert row["deepmind_mean_hd95"] > 10 * row["mean_hd95"] and row["medpy_mean_hd95"] <= row["mean_hd95"]
