@@ -149,6 +149,7 @@ def test_run_all_records_missing_and_failing_benchmarks(tmp_path, monkeypatch):
     assert [name for name, _, _ in run_all.plan(args)] == ["networks", "networks_cuda"]
 
 
+@pytest.mark.slow  # medpy's hd95 alone takes ~1 s per call here
 def test_hd95_benchmark_compares_every_library_in_one_run(tmp_path):
     pytest.importorskip("medpy")
     pytest.importorskip("surface_distance")
