@@ -11,6 +11,7 @@ derives the slice spacing from the positions, as ITK does.
 from __future__ import annotations
 
 import hashlib
+import locale
 import os
 from pathlib import Path
 
@@ -114,16 +115,22 @@ def write_dicom_series(image, folder: str | os.PathLike, series_description: str
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()  # keep the UIDs set below instead of fresh random ones
     written = []
-    for k in range(image.GetSize()[2]):
-        sl = image[:, :, k]
-        for tag, value in common.items():
-            sl.SetMetaData(tag, value)
-        position = image.TransformIndexToPhysicalPoint((0, 0, k))
-        sl.SetMetaData("0020|0032", "\\".join(f"{v:.10g}" for v in position))
-        sl.SetMetaData("0020|0013", str(k + 1))
-        sl.SetMetaData("0008|0018", _uid(key, "slice", str(k)))
-        path = folder / f"slice_{k:04d}.dcm"
-        writer.SetFileName(str(path))
-        writer.Execute(sl)
-        written.append(path)
+    saved_locale = locale.setlocale(locale.LC_ALL)
+    try:
+        for k in range(image.GetSize()[2]):
+            sl = image[:, :, k]
+            for tag, value in common.items():
+                sl.SetMetaData(tag, value)
+            position = image.TransformIndexToPhysicalPoint((0, 0, k))
+            sl.SetMetaData("0020|0032", "\\".join(f"{v:.10g}" for v in position))
+            sl.SetMetaData("0020|0013", str(k + 1))
+            sl.SetMetaData("0008|0018", _uid(key, "slice", str(k)))
+            path = folder / f"slice_{k:04d}.dcm"
+            writer.SetFileName(str(path))
+            writer.Execute(sl)
+            written.append(path)
+    finally:
+        # GDCM's writer switches the process to the "C" locale, which turns Python's preferred encoding into
+        # ASCII (text-mode subprocess output and open() would then fail on non-ASCII text): put it back
+        locale.setlocale(locale.LC_ALL, saved_locale)
     return written

@@ -5,6 +5,7 @@ own file reader; the series is written with SimpleITK from that NIfTI."""
 from __future__ import annotations
 
 import json
+import locale
 import shutil
 from pathlib import Path
 
@@ -38,7 +39,9 @@ def _to_dicom(nifti: Path, folder: Path, cast=None) -> None:
 
 def test_series_round_trip_keeps_voxels_and_geometry(tmp_path):
     arr = _volume(tmp_path / "v.nii.gz")
+    encoding = locale.getpreferredencoding(False)
     write_dicom_series(tmp_path / "v.nii.gz", tmp_path / "series")
+    assert locale.getpreferredencoding(False) == encoding  # GDCM's writer sets the C locale; it is put back
     assert len(dicom_series_files(tmp_path / "series")) == arr.shape[2] and is_dicom_series(tmp_path / "series")
     ref = sitk.ReadImage(str(tmp_path / "v.nii.gz"))
     got = read_dicom_series(tmp_path / "series")
