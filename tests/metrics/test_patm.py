@@ -187,3 +187,19 @@ def test_handler_writes_summary(tmp_path):
     assert engine.state.metrics["patm"] == pytest.approx(data["summary"]["iou"])
     assert engine.state.metrics["patm_fn_rate"] == pytest.approx(patm_scores(pred, label)["fn_rate"])
     assert len(data["cases"]) == 2 and "official" in data["slices"] and "Dice" in data["convention"]
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_hd95_equals_medpy_on_the_official_array_shapes(seed):
+    """The official hd95 is medpy's, called on the test loader's (1, 1, H, W) arrays: medpy itself agrees."""
+    medpy_binary = pytest.importorskip("medpy.metric.binary")
+    label = _blobs((1, 1, 24, 20, 6), seed, 0.03)
+    pred = _blobs((1, 1, 24, 20, 6), seed + 50, 0.03)
+    checked = 0
+    for d in range(label.shape[-1]):
+        p, y = pred[..., d].numpy(), label[..., d].numpy()  # (1, 1, H, W)
+        if p.sum() > 1 and y.sum() > 1:
+            ours = patm_scores(pred[..., d:d + 1], label[..., d:d + 1])["hd95"]
+            assert ours == pytest.approx(medpy_binary.hd95(p, y), rel=1e-12)
+            checked += 1
+    assert checked >= 3
