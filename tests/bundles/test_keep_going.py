@@ -49,7 +49,7 @@ def test_inference_goes_on_past_bad_cases_and_exits_non_zero(brats, tmp_path, cl
         "network_def": "$torch.nn.Conv2d(4, 1, 1)"}, check=False, env=ONE_THREAD)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 1, log[-3000:]
-    summary = log[log.rindex("2 case(s) failed and were skipped"):]
+    summary = _summary(log)
     assert f"{brats[1].name}: {bad_flair}: cannot read the image data" in summary and "truncated" in summary
     assert f"{brats[3].name}: {missing_t2}: file not found" in summary
     good = [c.name for i, c in enumerate(brats) if i not in (1, 3)]
@@ -75,11 +75,21 @@ def test_evaluation_goes_on_past_bad_cases_and_exits_non_zero(brats, tmp_path, c
         "network_def": "$torch.nn.Conv2d(4, 1, 1)"}, check=False, env=ONE_THREAD)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 1, log[-3000:]
-    summary = log[log.rindex("2 case(s) failed and were skipped"):]
+    summary = _summary(log)
     assert f"{brats[1].name}_t1ce.nii.gz: cannot read the image data" in summary
     assert f"{bad_label}: unexpected label values {{3}} (expected {{0, 1, 2, 4}})" in summary
     rows = (tmp_path / "eval" / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 2 and brats[0].name in rows[1]  # header + the good case
+    failures = json.loads((tmp_path / "eval" / "metrics.json").read_text())["failures"]
+    assert [f["case"] for f in failures] == [brats[1].name, brats[2].name]  # listed in the metrics JSON too
+
+
+def _summary(log: str) -> str:
+    """The failure list at the end of a keep-going run's output: printed once, then one error line last."""
+    assert log.count("2 case(s) failed and were skipped:") == 1, log[-3000:]
+    assert log.strip().splitlines()[-1] == ("error: 2 case(s) failed and were skipped (listed above); fix or remove "
+                                            "those files, the other cases were processed")
+    return log[log.rindex("2 case(s) failed and were skipped:"):]
 
 
 def test_2d_inference_goes_on_past_bad_images(tmp_path, cli):
@@ -98,7 +108,7 @@ def test_2d_inference_goes_on_past_bad_images(tmp_path, cli):
         "ckpt_path": tmp_path / "oracle.pt", "network_def": "$torch.nn.Conv2d(3, 1, 1)"}, check=False, env=ONE_THREAD)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 1, log[-3000:]
-    summary = log[log.rindex("2 case(s) failed and were skipped"):]
+    summary = _summary(log)
     assert f"{images[0]}: cannot read the image" in summary and "truncated" in summary
     assert f"{stack}: a 3D / multi-page image (3 frames of 8x8) given to a 2D bundle" in summary
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{p.stem}_segmentation.png" for p in images[1:])
