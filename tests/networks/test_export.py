@@ -197,7 +197,7 @@ def test_trace_is_not_frozen_to_the_traced_size(name):
             torch.testing.assert_close(traced(x), net(x), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", _params())
+@pytest.mark.parametrize("name", _params(slow=set()))  # the lite network too (about 30 s on two cores)
 def test_torch_export_no_grad_dynamic_sizes(name):
     net = _network(name)
     ep = _exported(name, net)
