@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _metrics(path: Path, shift: int) -> Path:
     """A metrics.json like evaluate.json's: two 32×32 cases, prediction = truth shifted by ``shift`` pixels."""
-    report = SegmentationReport()
+    report = SegmentationReport(units="mm")  # as a volume bundle's evaluate.json records it
     for k in range(2):
         truth = torch.zeros(1, 1, 32, 32)
         truth[..., 8:20, 8 + k:20 + k] = 1
