@@ -87,13 +87,13 @@ def test_full_grid_table_has_every_number(runs):
     code, stdout = runs["B"]
     assert code == rp.EXIT_OK, stdout
     rows = _table_rows(runs["B_md"])
-    assert rows[0][:7] == ["network", "IoU", "HD95 (mm)", "FP rate", "FN rate", "params (M)",
-                           "GFLOP/image (4×160×160)"]
+    assert rows[0][:11] == ["network", "IoU", "HD95 (mm)", "FP rate", "FN rate", "PATM IoU", "PATM HD95 (px)",
+                            "PATM FP rate", "PATM FN rate", "params (M)", "GFLOP/image (4×160×160)"]
     assert [r[0] for r in rows[1:]] == ["UNet", "FPA"]
     for row in rows[1:]:
         assert all(MEAN_STD.match(v) for v in row[1:5]), row  # 4 cells each: mean ± std
         assert row[rows[0].index("cells")] == "4/4"
-    assert [r[5] for r in rows[1:]] == ["3.13", "4.20"]  # the papers' 3.13 M and 4.2 M
+    assert [r[rows[0].index("params (M)")] for r in rows[1:]] == ["3.13", "4.20"]  # the papers' 3.13 M and 4.2 M
     assert "synthetic or partial cohort" in runs["B_md"] and "paper: params" not in runs["B_md"]
     by_net = {r["network"]: r for r in runs["B_csv"]}
     assert set(by_net) == {"unet", "fpa"}
@@ -102,6 +102,9 @@ def test_full_grid_table_has_every_number(runs):
         for m in ("iou", "hd95", "fpr", "fnr"):
             assert math.isfinite(float(r[f"{m}_mean"])) and float(r[f"{m}_std"]) >= 0 and r[f"{m}_n"] == "4"
         assert 0 <= float(r["iou_mean"]) <= 1 and float(r["hd95_mean"]) > 0
+        # PATM's per-slice rules, from each cell's eval/patm_metrics.json
+        assert 0 < float(r["patm_iou_mean"]) <= 1 and 0 <= float(r["patm_fn_rate_mean"]) <= 1
+        assert r["patm_iou_n"] == "4"
     assert int(by_net["unet"]["params"]) == 3_129_248 and int(by_net["fpa"]["params"]) == 4_200_608
     assert float(by_net["unet"]["gflop_per_image"]) == pytest.approx(9.26, abs=0.01)
     done = json.loads((runs["out"] / "runs/fpa/seed1/fold1/done.json").read_text())
