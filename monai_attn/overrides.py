@@ -180,11 +180,18 @@ def _is_expression(value: Any) -> bool:
     return isinstance(value, str) and value.startswith(("$", "@", "%"))
 
 
-def _value_kind_problem(value: Any, default: Any) -> str | None:
+def _is_shape_key(key: str) -> bool:
+    """Keys whose list value is a shape, one entry per spatial dimension (``roi_size``, ``image_size``,
+    ``spacing``...): only these must keep their length."""
+    return key.rpartition("#")[2].endswith(("size", "shape", "spacing"))
+
+
+def _value_kind_problem(value: Any, default: Any, fixed_length: bool = True) -> str | None:
     """Why ``value`` (an override, as fire parsed it) cannot stand for ``default`` (the config's value),
     judged by the default's type: ints take ints (``2.5`` and ``"abc"`` are refused, not rounded or
     passed on), floats take numbers, bools take true/false, lists take lists of the same length and
-    element kind. ``None`` when it fits, or when the default gives no type (strings, None, expressions)."""
+    element kind (any length unless ``fixed_length``: a list of epochs, say, is not a shape). ``None`` when it
+    fits, or when the default gives no type (strings, None, expressions)."""
     if _is_expression(value) or default is None or _is_expression(default):
         return None
     if isinstance(default, bool):
@@ -208,10 +215,11 @@ def _value_kind_problem(value: Any, default: Any) -> str | None:
     if isinstance(default, (list, tuple)) and default and not isinstance(default[0], (dict, list, tuple)):
         kinds = {type(d) for d in default}
         kind = float if kinds <= {int, float} and float in kinds else kinds.pop() if len(kinds) == 1 else None
-        what = f"a list of {len(default)} {_KIND_WORDS.get(kind, 'values')}".replace("an integer", "integers") \
+        count = f"{len(default)} " if fixed_length else ""
+        what = f"a list of {count}{_KIND_WORDS.get(kind, 'values')}".replace("an integer", "integers") \
             .replace("a number", "numbers").replace("true or false", "booleans")
         example = "[" + ", ".join(map(str, default)) + "]"
-        if not isinstance(value, (list, tuple)) or len(value) != len(default):
+        if not isinstance(value, (list, tuple)) or (fixed_length and len(value) != len(default)):
             return f"expected {what} like {example}, got {value!r}"
         for v in value:
             if kind in _KIND_WORDS and _value_kind_problem(v, kind(default[0])):
@@ -312,7 +320,8 @@ def override_type_problems(config: Mapping, overrides: Mapping[str, Any]) -> lis
         if key not in ids:
             continue
         problem = _device_problem(value) if key.rpartition("#")[2] == "device" else None
-        problem = problem or _value_kind_problem(value, ids[key]) or _range_problem(key, value)
+        problem = problem or _value_kind_problem(value, ids[key], _is_shape_key(key)) \
+            or _range_problem(key, value)
         if problem:
             problems.append((key, problem))
     if not problems:

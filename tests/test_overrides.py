@@ -81,6 +81,23 @@ def test_good_overrides_pass_the_type_check():
     assert override_type_problems(config, {"learning_rate": 1}) == []  # an int is a number
 
 
+def test_list_overrides_keep_their_length_only_for_shapes():
+    """A list of epochs may be longer or shorter than the default (the demo's ``--lr_milestones [5]``), a
+    shape may not; both keep their element kind."""
+    from monai.bundle import ConfigParser
+
+    from monai_attn.overrides import override_type_problems
+
+    config = ConfigParser.load_config_files(["bundles/focusnetpp_dsb2018/configs/train.json"])
+    assert len(config["lr_milestones"]) != 1
+    assert override_type_problems(config, {"lr_milestones": [5]}) == []
+    assert override_type_problems(config, {"lr_milestones": []}) == []
+    (key, problem), = override_type_problems(config, {"lr_milestones": ["a"]})
+    assert key == "lr_milestones" and problem.startswith("expected a list of integers like [")
+    (key, problem), = override_type_problems(config, {"lr_milestones": 5})
+    assert key == "lr_milestones" and "got 5" in problem
+
+
 def test_device_cuda_is_refused_without_cuda(monkeypatch):
     import torch
 
