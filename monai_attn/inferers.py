@@ -152,6 +152,7 @@ class BatchedSliceInferer(Inferer):
         # like MONAI's inferers: the input's type, metadata and (unless buffer_dtype is given) dtype
         return convert_to_dst_type(output, inputs, dtype=self.buffer_dtype or inputs.dtype, device=device)[0]
 
+
 class AutocastInferer(Inferer):
     """Run another inferer under ``torch.autocast(device_type, dtype)``: bfloat16 inference on the CPU.
 
