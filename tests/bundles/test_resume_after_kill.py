@@ -11,12 +11,13 @@ import torch
 
 BUNDLE = "mistakes_brats2018"
 EPOCHS = 4
-STEPS = 4  # 4 training volumes of fold 0, one per batch
+STEPS = 4  # every slice of the 4 training volumes of fold 0 (4 x 8), 8 slices per step
 # one thread: a busy shared CPU makes multi-threaded small convolutions many times slower
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 # a narrow FPA network and 32x32 slices keep every epoch well under a second of compute
 TINY = {
     "roi_size": "[32,32]", "num_workers": 0, "sw_batch_size": 8, "num_epochs": EPOCHS, "fold": 0,
+    "slice_selection": "all", "batch_size": 8,
     "network_def": "$monai_attn.networks.MistakesUNet.preset(@network_name, spatial_dims=2, "
                    "in_channels=@in_channels, out_channels=1, width=8)",
 }
