@@ -274,10 +274,10 @@ def test_misspelt_override_key():
     config = ConfigParser.load_config_files([os.path.join(root, c) for c in configs])
     assert unknown_overrides(config, ["fold", "num_epochs", "validate#dataloader#batch_size", "config_file",
                                       "train#dataset#progress"], run_arguments()) == []
-    found = unknown_overrides(config, ["flod", "train#dataset#cach_rate", "totally_new"], run_arguments())
+    found = unknown_overrides(config, ["flod", "train#dataset#cach_dtype", "totally_new"], run_arguments())
     assert found[0] == "--flod: no such key in the config; did you mean --fold?"
-    assert found[1] == "--train#dataset#cach_rate: no such key under 'train#dataset'; did you mean " \
-                       "--train#dataset#cache_rate?"
+    assert found[1] == "--train#dataset#cach_dtype: no such key under 'train#dataset'; did you mean " \
+                       "--train#dataset#cache_dtype?"
     assert found[2].startswith("--totally_new: no such key in the config")
 
 

@@ -19,7 +19,6 @@ import hashlib
 import json
 import logging
 import os
-import sys
 from abc import ABC, abstractmethod
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from typing import Any, Iterable, Mapping, Sequence, Union
 
 from monai_attn.atomic import write_text_atomic  # noqa: F401 - re-exported (data.write_text_atomic)
 from monai_attn.errors import MissingInputError
+from monai_attn.progress import progress as progress_bar
 
 __all__ = [
     "Case",
@@ -214,16 +214,6 @@ def write_json_atomic(obj: Any, path: str | os.PathLike) -> Path:
     return write_text_atomic(json.dumps(obj, indent=2) + "\n", path)
 
 
-def _progress(iterable, total: int, desc: str, enabled: bool | None):
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, leave=False)
-
-
 # -------------------------------------------------------------------------------------- adapter
 class DatasetAdapter(ABC):
     """Base class of the dataset adapters.
@@ -318,10 +308,10 @@ class DatasetAdapter(ABC):
         if workers and workers > 0 and len(cases) > 1:
             with ProcessPoolExecutor(max_workers=workers) as pool:
                 results = pool.map(self.check_case, cases, chunksize=max(1, len(cases) // (8 * workers)))
-                for found in _progress(results, len(cases), f"verify {self.name}", progress):
+                for found in progress_bar(results, len(cases), f"verify {self.name}", progress):
                     report.problems.extend(found)
         else:
-            for case in _progress(cases, len(cases), f"verify {self.name}", progress):
+            for case in progress_bar(cases, len(cases), f"verify {self.name}", progress):
                 report.problems.extend(self.check_case(case))
         for p in report.errors:
             logger.debug("%s", p)

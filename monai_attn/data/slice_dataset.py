@@ -24,6 +24,7 @@ from monai.data.meta_tensor import MetaTensor
 from monai.transforms import Compose, RandFlipd, RandRotate90d, apply_transform
 
 from ..metrics.patm import patm_slice_mask
+from ..progress import progress as progress_bar
 
 __all__ = ["VolumeSliceDataset", "patm_slice_augmentation", "SLICE_SELECTIONS", "AUGMENTATIONS"]
 
@@ -77,12 +78,14 @@ class VolumeSliceDataset(torch.utils.data.Dataset):
         cache_dtype: dtype of the cached images (e.g. ``"float16"`` halves the memory); items are float32.
         num_workers: threads preprocessing the volumes. Defaults to 0 (in the calling thread).
         image_key, label_key: keys of the image and the label.
+        progress: draw a bar while the volumes are cached; ``None`` (default): in a terminal, not under ``CI=true``
+            (:func:`monai_attn.progress.show_progress`).
     """
 
     def __init__(self, data: Sequence[dict], transform: Callable, slice_transform: Callable | None = None,
                  selection: str = "patm", bg_fraction: float = 0.5, seed: int = 0,
                  cache_dtype: torch.dtype | str | None = None, num_workers: int = 0,
-                 image_key: str = "image", label_key: str = "label") -> None:
+                 image_key: str = "image", label_key: str = "label", progress: bool | None = None) -> None:
         if selection not in SLICE_SELECTIONS:
             raise ValueError(f"selection must be one of {SLICE_SELECTIONS}, got {selection!r}")
         if not 0.0 <= bg_fraction <= 1.0:
@@ -93,20 +96,20 @@ class VolumeSliceDataset(torch.utils.data.Dataset):
         self.selection, self.bg_fraction, self.seed = selection, bg_fraction, seed
         self.cache_dtype = getattr(torch, cache_dtype) if isinstance(cache_dtype, str) else cache_dtype
         self.image_key, self.label_key = image_key, label_key
-        if num_workers > 0:
-            with ThreadPoolExecutor(num_workers) as pool:
-                volumes = list(pool.map(self._load, range(len(self.data))))
-        else:
-            volumes = [self._load(i) for i in range(len(self.data))]
         rng = np.random.default_rng(seed)
-        self.images: list[torch.Tensor] = []
+        self.images: list[torch.Tensor] = []  # (D, C, H, W) each: one slice is contiguous
         self.labels: list[torch.Tensor] = []
         index = []
-        for v, (img, lab) in enumerate(volumes):  # img (C, H, W, D), lab (1, H, W, D)
-            keep = self._select(img, lab, rng)
-            index += [(v, int(k)) for k in np.flatnonzero(keep)]
-            self.images.append(img.permute(3, 0, 1, 2).contiguous())  # (D, C, H, W): one slice is contiguous
-            self.labels.append(lab.permute(3, 0, 1, 2).contiguous())
+        with ThreadPoolExecutor(max(1, num_workers)) as pool:
+            # map() yields in datalist order (the seeded choice stays the same with any number of threads);
+            # each volume is stored slice-major as it arrives, so the peak memory is the cache plus a few volumes
+            cases = range(len(self.data))
+            loaded = pool.map(self._load, cases) if num_workers > 0 else map(self._load, cases)
+            for v, (img, lab) in enumerate(progress_bar(loaded, len(cases), "caching volumes", progress)):
+                keep = self._select(img.permute(1, 2, 3, 0), lab.permute(1, 2, 3, 0), rng)
+                index += [(v, int(k)) for k in np.flatnonzero(keep)]
+                self.images.append(img)
+                self.labels.append(lab)
         if not index:
             raise ValueError(f"VolumeSliceDataset: no slice of the {len(self.data)} volumes was selected "
                              f"(selection={selection!r}); check the images and labels")
@@ -122,7 +125,8 @@ class VolumeSliceDataset(torch.utils.data.Dataset):
             raise ValueError(f"{self.data[i].get('id', i)}: the volume transform must give (C, H, W, D) image and "
                              f"(1, H, W, D) label, got {tuple(img.shape)} and {tuple(lab.shape)}")
         img = img.to(self.cache_dtype) if self.cache_dtype is not None else img.float()
-        return img, (lab > 0.5).to(torch.uint8)
+        # slice-major (D, C, H, W), made contiguous here in the loading thread
+        return img.permute(3, 0, 1, 2).contiguous(), (lab > 0.5).to(torch.uint8).permute(3, 0, 1, 2).contiguous()
 
     def _select(self, img: torch.Tensor, lab: torch.Tensor, rng: np.random.Generator) -> np.ndarray:
         d = img.shape[-1]

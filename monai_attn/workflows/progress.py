@@ -11,29 +11,14 @@ when stderr is not a terminal (a log file, a pipe), where tqdm's carriage return
 """
 from __future__ import annotations
 
-import os
-import sys
 from typing import Any
 
 from ignite.engine import Engine, Events
 from ignite.handlers import ProgressBar as IgniteProgressBar
 
+from monai_attn.progress import show_progress
+
 __all__ = ["show_progress", "CaseProgressBar"]
-
-_TRUE = ("1", "true", "yes", "on")
-
-
-def show_progress(stream=None) -> bool:
-    """Whether to draw progress bars: ``False`` under ``CI=true`` (any CI service sets it) or when ``stream``
-    (default ``sys.stderr``, where tqdm draws) is not a terminal; ``True`` otherwise."""
-    if os.environ.get("CI", "").strip().lower() in _TRUE:
-        return False
-    stream = sys.stderr if stream is None else stream
-    isatty = getattr(stream, "isatty", None)
-    try:
-        return bool(isatty and isatty())
-    except ValueError:  # a closed stream
-        return False
 
 
 class CaseProgressBar(IgniteProgressBar):

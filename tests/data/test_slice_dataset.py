@@ -92,3 +92,19 @@ def test_loader_mixes_volumes():
     assert len(batches) == 40 // 16 and all(b["image"].shape == (16, 2, 12, 9) for b in batches)
     assert all(len(set(b["id"])) > 1 for b in batches)
     assert np.unique(np.concatenate([b["slice_index"].numpy() for b in batches])).size > 1
+
+
+def test_threaded_caching_keeps_the_order_and_shows_progress(capsys):
+    """Volumes cached by threads give the same slices, in datalist order, as the calling thread alone; the
+    caching bar is drawn when asked for and not otherwise (``None``: not in a test's captured stderr)."""
+    data = [_volume(s) for s in range(4)]
+    one = VolumeSliceDataset(data, _identity, selection="patm", bg_fraction=0.5, seed=1, progress=False)
+    assert "caching volumes" not in capsys.readouterr().err
+    threads = VolumeSliceDataset(data, _identity, selection="patm", bg_fraction=0.5, seed=1, num_workers=3,
+                                 progress=True)
+    assert "caching volumes" in capsys.readouterr().err
+    assert torch.equal(one.index, threads.index)
+    for a, b in zip(one.images, threads.images):
+        assert a.shape == (10, 2, 12, 9) and a.is_contiguous() and torch.equal(a, b)
+    VolumeSliceDataset(data, _identity, selection="all")
+    assert "caching volumes" not in capsys.readouterr().err
