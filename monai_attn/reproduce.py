@@ -462,15 +462,17 @@ _WRAPPERS = re.compile(r"^RuntimeError: Failed to (?:evaluate|instantiate)|^Runt
 
 
 def _error_summary(log: Path, limit: int = 300) -> str:
-    """The exception that made a bundle command fail: the last one in its log that is not a MONAI config
+    """Why a bundle command failed: its one-line ``error: <file or key>: <problem>; <what to do>`` (the bundles end
+    with it for every foreseeable mistake), else the last exception in its log that is not a MONAI config
     wrapper (``Failed to evaluate ConfigExpression``), else the last exception or the last line."""
     try:
         lines = [ln.rstrip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
     except OSError:
         return ""
+    one_line = [ln for ln in lines if ln.startswith("error: ")]
     errors = [ln for ln in lines if _ERROR_LINE.match(ln)]
     causes = [ln for ln in errors if not _WRAPPERS.match(ln)]
-    found = causes[-1] if causes else errors[-1] if errors else lines[-1] if lines else ""
+    found = (one_line or causes or errors or lines or [""])[-1]
     return found.strip()[:limit]
 
 

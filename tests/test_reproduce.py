@@ -133,7 +133,8 @@ def test_killed_cell_resumes_and_failed_cell_is_reported(runs):
                ("unet/seed0/fold1", "fpa/seed1/fold0"))
     failures = json.loads((out / "failures.json").read_text())
     assert [f["cell"] for f in failures] == ["fpa/seed1/fold0"]
-    assert re.search(r"evaluate exited 1: \w+Error: .*checkpoint_checkpoint_epoch=1\.pt", failures[0]["error"])
+    # the bundle's one-line error names the broken checkpoint
+    assert re.search(r"evaluate exited 1: error: .*checkpoint_checkpoint_epoch=1\.pt: ", failures[0]["error"])
     assert "FAILED cells (1 of 8)" in stdout and "fpa/seed1/fold0" in stdout
     md = (out / "table.md").read_text()
     rows = {r[0]: r for r in _table_rows(md)}
@@ -247,6 +248,8 @@ def test_error_summary_names_the_cause_not_monais_wrapper(tmp_path):
     assert rp._error_summary(log).startswith("ValueError: ReverseFalseNegativeAttention: feature map")
     log.write_text("step 1\nKilled\n")
     assert rp._error_summary(log) == "Killed"
+    log.write_text("Traceback (most recent call last):\nValueError: x\nerror: /m.pt: not a checkpoint; retrain\n")
+    assert rp._error_summary(log) == "error: /m.pt: not a checkpoint; retrain"
 
 
 def test_detect_synthetic(tmp_path):

@@ -118,7 +118,7 @@ def synth_brats2018(out: str | Path, cases: int = 4, seed: int = 0, shape: Seque
     Returns:
         The ``MICCAI_BraTS_2018_Data_Training`` folder.
     """
-    from ..base import _progress
+    from ...progress import progress as progress_bar
 
     shape = tuple(shape or BRATS_SHAPE)
     if len(shape) != 3:
@@ -127,7 +127,7 @@ def synth_brats2018(out: str | Path, cases: int = 4, seed: int = 0, shape: Seque
     lgg_cases = max(1, cases // 4) if lgg_cases is None else lgg_cases
     affine = brats_affine(shape)
     jobs = [("HGG", i) for i in range(cases)] + [("LGG", i) for i in range(lgg_cases)]
-    for grade, i in _progress(jobs, len(jobs), "synth brats2018", progress):
+    for grade, i in progress_bar(jobs, len(jobs), "synth brats2018", progress):
         rng = case_rng(seed, i, salt=0 if grade == "HGG" else 1)
         case_id = f"Brats18_SYN_{grade}_{i + 1:03d}_1"
         cdir = root / grade / case_id

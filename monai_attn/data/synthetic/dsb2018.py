@@ -93,10 +93,10 @@ def synth_dsb2018(out: str | Path, cases: int = 8, seed: int = 0, shape: Sequenc
     Returns:
         The ``stage1_train`` folder.
     """
-    from ..base import _progress
+    from ...progress import progress as progress_bar
 
     out = Path(out)
-    for i in _progress(range(cases), cases, "synth dsb2018", progress):
+    for i in progress_bar(range(cases), cases, "synth dsb2018", progress):
         rng = case_rng(seed, i, salt=4)
         hw = _SIZES[int(rng.integers(len(_SIZES)))] if shape is None else tuple(int(s) for s in shape)
         if len(hw) != 2:

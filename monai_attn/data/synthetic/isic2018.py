@@ -96,12 +96,12 @@ def synth_isic2018(out: str | Path, cases: int = 8, seed: int = 0, shape: Sequen
     """
     from PIL import Image
 
-    from ..base import _progress
+    from ...progress import progress as progress_bar
 
     out = Path(out)
     (out / ISIC_IMAGE_DIR).mkdir(parents=True, exist_ok=True)
     (out / ISIC_MASK_DIR).mkdir(parents=True, exist_ok=True)
-    for i in _progress(range(cases), cases, "synth isic2018", progress):
+    for i in progress_bar(range(cases), cases, "synth isic2018", progress):
         rng = case_rng(seed, i, salt=3)
         if shape is None:
             w = int(rng.integers(480, 1025))

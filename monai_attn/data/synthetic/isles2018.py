@@ -95,13 +95,13 @@ def synth_isles2018(out: str | Path, cases: int = 4, seed: int = 0, shape: Seque
     Returns:
         The ``TRAINING`` folder.
     """
-    from ..base import _progress
+    from ...progress import progress as progress_bar
 
     shape = tuple(shape or ISLES_INPLANE)
     if len(shape) not in (2, 3):
         raise ValueError(f"ISLES shape must be (X, Y) or (X, Y, Z), got {shape}")
     root = Path(out) / "TRAINING"
-    for i in _progress(range(cases), cases, "synth isles2018", progress):
+    for i in progress_bar(range(cases), cases, "synth isles2018", progress):
         rng = case_rng(seed, i, salt=2)
         z = int(shape[2]) if len(shape) == 3 else int(rng.integers(2, 23))
         maps, lesion, ct, spacing = synth_isles_case((shape[0], shape[1], z), rng)
