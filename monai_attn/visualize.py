@@ -53,15 +53,20 @@ def save_overlay(path: str | Path, image: np.ndarray, truth: np.ndarray, pred: n
 
     The right panel is :func:`mistake_overlay` with ``alpha=1`` so its colours are exact.
     """
-    from PIL import Image, ImageDraw
 
     base = _grey_to_rgb(image) if np.asarray(image).ndim == 2 else np.asarray(image, np.uint8)
     gt = base.copy()
     gt[np.asarray(truth) > 0] = MISTAKE_COLOURS["tp"]
-    panels = [base, gt, mistake_overlay(image, truth, pred)]
-    h, w = base.shape[:2]
+    return _save_panels(path, [base, gt, mistake_overlay(image, truth, pred)], title)
+
+
+def _save_panels(path: str | Path, panels: list[np.ndarray], title: str | None) -> Path:
+    """Save equally sized RGB ``panels`` side by side (4-pixel gaps) under an optional one-line ``title``."""
+    from PIL import Image, ImageDraw
+
+    h, w = panels[0].shape[:2]
     gap, header = 4, 16 if title else 0
-    canvas = Image.new("RGB", (3 * w + 2 * gap, h + header), (255, 255, 255))
+    canvas = Image.new("RGB", (len(panels) * w + (len(panels) - 1) * gap, h + header), (255, 255, 255))
     for i, panel in enumerate(panels):
         canvas.paste(Image.fromarray(panel), (i * (w + gap), header))
     if title:
@@ -87,24 +92,12 @@ def save_attention_panel(path: str | Path, image: np.ndarray, truth: np.ndarray,
                          attention: np.ndarray, title: str | None = None) -> Path:
     """Save a three-panel PNG in the layout of PATM's Figure 4: image | prediction with mistakes coloured
     (:func:`mistake_overlay`) | attention map (:func:`heat_map`). All arrays are 2D (H, W) (image may be RGB)."""
-    from PIL import Image, ImageDraw
 
     base = _grey_to_rgb(image) if np.asarray(image).ndim == 2 else np.asarray(image, np.uint8)
     attention = np.asarray(attention, dtype=np.float32)
     if attention.shape != base.shape[:2]:
         raise ValueError(f"attention map {attention.shape} and image {base.shape[:2]} differ in size")
-    panels = [base, mistake_overlay(image, truth, pred), heat_map(attention)]
-    h, w = base.shape[:2]
-    gap, header = 4, 16 if title else 0
-    canvas = Image.new("RGB", (3 * w + 2 * gap, h + header), (255, 255, 255))
-    for i, panel in enumerate(panels):
-        canvas.paste(Image.fromarray(panel), (i * (w + gap), header))
-    if title:
-        ImageDraw.Draw(canvas).text((2, 2), title, fill=(0, 0, 0))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
-    return path
+    return _save_panels(path, [base, mistake_overlay(image, truth, pred), heat_map(attention)], title)
 
 
 def read_scalars(log_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
