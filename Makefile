@@ -33,8 +33,8 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	if [ "$(USE_UV)" = 1 ]; then $(PY) -m pip install -q uv || echo "uv unavailable: installing with pip"; fi
 	if [ "$(USE_UV)" = 1 ] && [ -x $(VENV)/bin/uv ] && $(VENV)/bin/uv pip install --python $(PY) "$(TORCH)" \
-		&& $(VENV)/bin/uv pip install --python $(PY) -e ".[dev,tensorboard]"; then :; \
-	else echo "installing with pip"; $(PY) -m pip install "$(TORCH)" && $(PY) -m pip install -e ".[dev,tensorboard]"; fi
+		&& $(VENV)/bin/uv pip install --python $(PY) -e ".[dev,tensorboard,onnx]"; then :; \
+	else echo "installing with pip"; $(PY) -m pip install "$(TORCH)" && $(PY) -m pip install -e ".[dev,tensorboard,onnx]"; fi
 	touch $(STAMP)
 
 install: $(STAMP)
