@@ -3,8 +3,6 @@ formulas against hand-written references, parameter counts, 2D/3D shapes, TorchS
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -19,15 +17,7 @@ from monai_attn.networks.blocks import (
     ReverseFalseNegativeAttention,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread_quiet_jit():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.jit.script deprecation
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_quiet")
 
 
 def n_params(module: torch.nn.Module) -> int:

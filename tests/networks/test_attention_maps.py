@@ -6,8 +6,6 @@ finite values, an unchanged output and state, and no hook left behind (TorchScri
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -31,16 +29,7 @@ from monai_attn.networks.blocks import (
     ReverseFalseNegativeAttention,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread_quiet():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.jit.script deprecation
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_quiet")
 
 
 def _up(a: torch.Tensor, size) -> torch.Tensor:

@@ -9,7 +9,6 @@ convolutions, channels-last) never reach an exported, traced or compiled graph.
 Networks are tiny (4-8 channels, reduced FocusNet++ depth where the constructor allows), 2D."""
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 
 import pytest
@@ -64,14 +63,7 @@ def _params(names=NETWORKS, slow=SLOW):
     return [pytest.param(n, marks=[pytest.mark.slow] if n in slow else []) for n in names]
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.jit deprecation, tracer and exporter warnings
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_quiet")
 
 
 def _network(name: str) -> torch.nn.Module:

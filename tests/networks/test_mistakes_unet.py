@@ -4,7 +4,6 @@ backbone structure, argument errors and a short CPU training run of FPA and RFNA
 from __future__ import annotations
 
 import io
-import warnings
 
 import pytest
 import torch
@@ -61,15 +60,7 @@ def min_side(attention: str | None) -> int:
     return 72 if attention == "rfna" else 32
 
 
-@pytest.fixture(autouse=True)
-def _one_thread_quiet_jit():
-    # one intra-op thread: on a shared 2-core machine two OpenMP threads slow these tests down ~6x
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.jit.script deprecation
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_quiet")
 
 
 # ---------------------------------------------------------------------------------------------- parameters
